@@ -1,0 +1,11 @@
+"""sigmalab benchmark suites; `make bench` (python -m benchmarks) runs them all.
+
+Each suite is a module here with ``run(quick: bool = False) -> dict`` returning::
+
+    {"name": "eis_fit", "title": "…", "columns": ["…", …], "rows": [{column: value}, …],
+     "notes": "how it was measured, baseline, machine"}
+
+Timings are compared as ratios against a baseline measured in the same run (the machine is noisy).
+"""
+
+SUITES = ["eis_fit", "coverage", "study", "optimizer", "service"]

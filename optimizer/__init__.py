@@ -1,0 +1,1 @@
+"""sigmalab optimizer: search spaces, GP surrogate, acquisition, campaigns and the virtual lab."""

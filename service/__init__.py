@@ -1,0 +1,1 @@
+"""sigmalab service: HTTP API, job store, Ray dispatcher, scheduler, client and CLI."""
