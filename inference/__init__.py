@@ -8,6 +8,7 @@ from inference.errors import (
     ModelError,
     SigmalabError,
 )
+from inference.readers import detect_format, read_dc, read_records, read_spectra, read_spectrum
 from inference.spectrum import make_dc, make_spectrum
 
 __all__ = [
@@ -17,6 +18,11 @@ __all__ = [
     "ManifestError",
     "ModelError",
     "SigmalabError",
+    "detect_format",
     "make_dc",
     "make_spectrum",
+    "read_dc",
+    "read_records",
+    "read_spectra",
+    "read_spectrum",
 ]
