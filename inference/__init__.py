@@ -9,7 +9,9 @@ from inference.errors import (
     SigmalabError,
 )
 from inference.readers import detect_format, read_dc, read_records, read_spectra, read_spectrum
+from inference.rate_capability import capacity_retention
 from inference.spectrum import make_dc, make_spectrum
+from inference.study import Study, load_study
 
 __all__ = [
     "CircuitError",
@@ -18,8 +20,11 @@ __all__ = [
     "ManifestError",
     "ModelError",
     "SigmalabError",
+    "Study",
+    "capacity_retention",
     "detect_format",
     "make_dc",
+    "load_study",
     "make_spectrum",
     "read_dc",
     "read_records",
