@@ -9,11 +9,17 @@ from inference.errors import (
     SigmalabError,
 )
 from inference.readers import detect_format, read_dc, read_records, read_spectra, read_spectrum
+from inference.circuits import Circuit, parse_circuit, simulate_spectrum
+from inference.kramers_kronig import KKResult, kk_check
+from inference.lsq import LsqResult, fit_lsq
 from inference.rate_capability import capacity_retention
 from inference.spectrum import make_dc, make_spectrum
 from inference.study import Study, load_study
 
 __all__ = [
+    "Circuit",
+    "KKResult",
+    "LsqResult",
     "CircuitError",
     "FileFormatError",
     "InputError",
@@ -23,11 +29,15 @@ __all__ = [
     "Study",
     "capacity_retention",
     "detect_format",
+    "fit_lsq",
+    "kk_check",
     "make_dc",
     "load_study",
     "make_spectrum",
+    "parse_circuit",
     "read_dc",
     "read_records",
     "read_spectra",
     "read_spectrum",
+    "simulate_spectrum",
 ]
