@@ -1,0 +1,413 @@
+"""Python client of the sigmalab service (httpx + pydantic).
+
+>>> from service.client import Client
+>>> with Client("http://127.0.0.1:8000") as client:        # token from $SIGMALAB_TOKEN
+...     job = client.submit_fit("cell.mpt", "R0-p(R1,CPE1)", draws=500)
+...     job.wait()                                        # progress bar, raises JobFailed…
+...     result = job.result()                             # xarray DataTree, SHA-256 checked
+...     result["posterior"]["R1"]                         # draws of R1 (chain, draw)
+
+Retries: connection errors and 429/502/503/504 answers are retried with exponential backoff
+(a ``Retry-After`` header sets the wait) — GET requests always, POST requests only because
+each carries an ``Idempotency-Key`` that is generated once per call and reused on every
+retry, so a retried submission can never create a second job. Errors: :mod:`service.errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from service.errors import (
+    IntegrityError,
+    JobCancelled,
+    JobFailed,
+    ServiceError,
+    TransportError,
+    WaitTimeout,
+    error_for,
+)
+from service.models import JobInfo, JobPage, Problem
+
+RETRY_STATUS = (429, 502, 503, 504)
+_RETRY_EXC = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.ReadError,
+              httpx.RemoteProtocolError, httpx.WriteError, httpx.PoolTimeout)  # fmt: skip
+
+
+class Client:
+    """A connection to one sigmalab server.
+
+    Parameters
+    ----------
+    url : the server, e.g. ``http://127.0.0.1:8000``.
+    token : bearer token; default ``$SIGMALAB_TOKEN``.
+    timeout_s : per-request timeout (s); downloads use it between chunks.
+    retries : how often a retryable request is retried.
+    backoff_s : first retry delay (s), doubled per retry, capped at 30 s.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = 5,
+        backoff_s: float = 0.5,
+    ):
+        token = token or os.environ.get("SIGMALAB_TOKEN")
+        headers = {"User-Agent": "sigmalab-client"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.retries, self.backoff_s = retries, backoff_s
+        self._http = httpx.Client(
+            base_url=url.rstrip("/") + "/v1",
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        """Send a request with the retry policy; a problem answer raises its APIError."""
+        headers = kwargs.get("headers") or {}
+        retryable = method in ("GET", "HEAD") or "Idempotency-Key" in headers
+        for attempt in range(self.retries + 1):
+            last = attempt == self.retries or not retryable
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except _RETRY_EXC as exc:
+                if last:
+                    raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+                self._sleep(attempt, None)
+                continue
+            if response.status_code in RETRY_STATUS and not last:
+                self._sleep(attempt, response.headers.get("Retry-After"))
+                continue
+            if response.status_code >= 400:
+                raise error_for(response.status_code, _problem(response))
+            return response
+        raise AssertionError("unreachable")
+
+    def _sleep(self, attempt: int, retry_after: str | None) -> None:
+        delay = min(self.backoff_s * 2**attempt, 30.0)
+        if retry_after is not None:
+            # An HTTP-date (not seconds) keeps the backoff delay.
+            with contextlib.suppress(ValueError):
+                delay = max(float(retry_after), 0.0)
+        time.sleep(delay)
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        request: dict,
+        files: list[tuple[str, bytes]] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Submit a job request (see the server's ``JobRequest`` schema) with optional files."""
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        if files:
+            parts = [
+                ("files", (name, content, "application/octet-stream")) for name, content in files
+            ]
+            response = self.request(
+                "POST",
+                "/jobs",
+                headers=headers,
+                data={"request": json.dumps(request)},
+                files=parts,
+            )
+        else:
+            response = self.request("POST", "/jobs", headers=headers, json=request)
+        return Job(self, JobInfo.model_validate(response.json()))
+
+    def submit_fit(
+        self,
+        path: str | Path,
+        circuit: str,
+        *,
+        method: str = "nuts",
+        draws: int = 1000,
+        chains: int = 2,
+        tune: int = 1000,
+        seed: int | None = None,
+        timeout_s: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Fit one instrument file with an equivalent circuit (``fit_spectrum``)."""
+        path = Path(path)
+        request = {
+            "kind": "fit_spectrum",
+            "file": path.name,
+            "circuit": circuit,
+            "method": method,
+            "draws": draws,
+            "chains": chains,
+            "tune": tune,
+            "seed": seed,
+            "timeout_s": timeout_s,
+        }
+        return self.submit(request, [(path.name, path.read_bytes())], idempotency_key)
+
+    def submit_study(
+        self,
+        directory: str | Path | None = None,
+        *,
+        dataset: str | None = None,
+        method: str = "nuts",
+        seed: int | None = None,
+        timeout_s: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Analyse a study: upload ``directory`` (files + manifest) or name a server ``dataset``."""
+        request = {
+            "kind": "analyze_study",
+            "dataset": dataset,
+            "method": method,
+            "seed": seed,
+            "timeout_s": timeout_s,
+        }
+        files = []
+        if directory is not None:
+            root = Path(directory)
+            if not root.is_dir():
+                raise ServiceError(f"{root}: not a directory")
+            files = [
+                (p.relative_to(root).as_posix(), p.read_bytes())
+                for p in sorted(root.rglob("*"))
+                if p.is_file() and not any(s.startswith(".") for s in p.relative_to(root).parts)
+            ]
+        return self.submit(request, files, idempotency_key)
+
+    def submit_propose(
+        self,
+        campaign: Any,
+        q: int = 1,
+        *,
+        timeout_s: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Ask for ``q`` proposals; ``campaign``: a Campaign, its saved JSON file or its dict."""
+        if isinstance(campaign, str | Path):
+            state = json.loads(Path(campaign).read_text())
+        elif isinstance(campaign, dict):
+            state = campaign
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                campaign.save(Path(tmp) / "campaign.json")
+                state = json.loads((Path(tmp) / "campaign.json").read_text())
+        request = {"kind": "propose", "campaign": state, "q": q, "timeout_s": timeout_s}
+        return self.submit(request, None, idempotency_key)
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def job(self, job_id: str) -> Job:
+        """The job with this id (raises NotFound)."""
+        return Job(self, self._info(job_id))
+
+    def jobs(
+        self, status: str | list[str] | None = None, kind: str | None = None, page_size: int = 50
+    ) -> Iterator[Job]:
+        """All visible jobs, newest first, following the pages."""
+        params: dict[str, Any] = {"limit": page_size}
+        if status:
+            params["status"] = [status] if isinstance(status, str) else list(status)
+        if kind:
+            params["kind"] = kind
+        while True:
+            page = JobPage.model_validate(self.request("GET", "/jobs", params=params).json())
+            for info in page.items:
+                yield Job(self, info)
+            if page.next_cursor is None:
+                return
+            params["cursor"] = page.next_cursor
+
+    def health(self) -> dict:
+        return self.request("GET", "/health").json()
+
+    def _info(self, job_id: str) -> JobInfo:
+        return JobInfo.model_validate(self.request("GET", f"/jobs/{job_id}").json())
+
+
+class Job:
+    """Handle on one job; ``info`` is its state as last fetched."""
+
+    def __init__(self, client: Client, info: JobInfo):
+        self.client, self.info = client, info
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def __repr__(self) -> str:
+        return f"Job({self.id!r}, kind={self.info.kind!r}, status={self.info.status!r})"
+
+    def refresh(self) -> JobInfo:
+        self.info = self.client._info(self.id)
+        return self.info
+
+    def status(self) -> str:
+        """The job's current status (QUEUED … SUCCEEDED/FAILED/CANCELLED)."""
+        return self.refresh().status
+
+    def cancel(self) -> JobInfo:
+        """Ask the server to stop the job (it ends CANCELLED within the grace period)."""
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        response = self.client.request("POST", f"/jobs/{self.id}/cancel", headers=headers)
+        self.info = JobInfo.model_validate(response.json())
+        return self.info
+
+    def wait(
+        self, timeout: float | None = None, progress: bool = True, poll_s: float = 0.25
+    ) -> JobInfo:
+        """Block until the job finishes; show a progress bar fed by the server's progress.
+
+        Raises
+        ------
+        JobFailed, JobCancelled
+            The job ended without success.
+        WaitTimeout
+            ``timeout`` seconds passed first (the job keeps running).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = _Bar(self.id) if progress else None
+        delay = poll_s
+        try:
+            while True:
+                info = self.refresh()
+                if bar is not None:
+                    bar.update(info)
+                if info.done:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WaitTimeout(f"job {self.id} still {info.status} after {timeout} s")
+                pause = delay if deadline is None else min(delay, deadline - time.monotonic())
+                time.sleep(max(pause, 0.0))
+                delay = min(delay * 1.5, 2.0)
+        finally:
+            if bar is not None:
+                bar.close()
+        if info.status == "FAILED":
+            raise JobFailed(info)
+        if info.status == "CANCELLED":
+            raise JobCancelled(info)
+        return info
+
+    def result(self, path: str | Path | None = None):
+        """The result: an ``xarray.DataTree`` (fits, studies) or the proposals (a list).
+
+        The file is downloaded (to ``path`` if given, else a temporary file), its SHA-256
+        compared with the server's ETag, then opened and loaded into memory.
+
+        Raises
+        ------
+        Conflict
+            The job has not SUCCEEDED.
+        IntegrityError
+            The download does not match its ETag.
+        """
+        with tempfile.TemporaryDirectory() as tmp:
+            target = Path(path) if path is not None else Path(tmp) / f"{self.id}.download"
+            self._download(target)
+            if self.info.kind == "propose":
+                return json.loads(target.read_text())
+            import xarray as xr
+
+            with xr.open_datatree(target) as tree:
+                return tree.load()
+
+    def _download(self, target: Path) -> None:
+        for attempt in range(self.client.retries + 1):
+            try:
+                with self.client._http.stream("GET", f"/jobs/{self.id}/result") as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise error_for(response.status_code, _problem(response))
+                    expected = response.headers.get("ETag", "").strip('"')
+                    h = hashlib.sha256()
+                    with open(target, "wb") as f:
+                        for chunk in response.iter_bytes(1 << 20):
+                            h.update(chunk)
+                            f.write(chunk)
+            except _RETRY_EXC as exc:
+                if attempt == self.client.retries:
+                    raise TransportError(f"download of job {self.id}: {exc}") from exc
+                self.client._sleep(attempt, None)
+                continue
+            if h.hexdigest() != expected:
+                raise IntegrityError(
+                    f"job {self.id}: downloaded SHA-256 {h.hexdigest()} differs from the "
+                    f"ETag {expected}"
+                )
+            return
+
+    def summary(self) -> dict:
+        """The job's ``summary.json``."""
+        return self.client.request("GET", f"/jobs/{self.id}/summary").json()
+
+    def logs(self) -> str:
+        """The job's log (dispatcher events and captured worker log records)."""
+        return self.client.request("GET", f"/jobs/{self.id}/logs").text
+
+
+class _Bar:
+    """A tqdm bar over the current phase's draws; the description shows status and phase."""
+
+    def __init__(self, job_id: str):
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=None, desc=job_id[:8], unit="draw", leave=True)
+        self._phase: str | None = None
+
+    def update(self, info: JobInfo) -> None:
+        p = info.progress
+        phase = (p.phase if p else None) or info.phase
+        label = f"{info.id[:8]} {info.status.lower()}" + (f" {phase}" if phase else "")
+        if info.attempt > 1:
+            label += f" (attempt {info.attempt})"
+        if phase != self._phase:
+            self._phase = phase
+            self._bar.reset(total=p.total if p and p.total else None)
+        self._bar.set_description(label, refresh=False)
+        if p is not None and p.done is not None:
+            self._bar.total = p.total
+            self._bar.n = p.done
+            postfix = {}
+            if p.divergences:
+                postfix["divergences"] = p.divergences
+            if p.eta_s is not None:
+                postfix["eta_s"] = p.eta_s
+            self._bar.set_postfix(postfix, refresh=False)
+        self._bar.refresh()
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _problem(response: httpx.Response) -> Problem:
+    try:
+        return Problem.model_validate(response.json())
+    except (ValueError, ValidationError):
+        return Problem(title=response.reason_phrase or "Error", status=response.status_code,
+                       detail=response.text[:200])  # fmt: skip

@@ -1,0 +1,310 @@
+"""The dispatcher: claims queued jobs, runs each attempt as one Ray task, records the outcome.
+
+One dispatcher runs in each server process (a thread next to uvicorn). Each tick it
+
+1. renews the leases of the attempts it runs (its "server heartbeat");
+2. recovers jobs whose lease expired — their server died: a complete published attempt is
+   checked and finished, anything else is re-queued for a next attempt (or failed when no
+   attempts are left), so nothing stays RUNNING forever;
+3. collects finished Ray tasks and turns their outcome into a final status, a retry or a
+   failure; Ray's own retries are off (``max_retries=0``), ours are explicit and bounded;
+4. enforces cancellation (the worker stops cooperatively on the DB flag; after
+   ``cancel_grace_s`` the task is killed with ``ray.cancel(force=True)``), timeouts and
+   stale worker heartbeats;
+5. claims as many queued jobs as the cluster has free CPUs for and submits them.
+
+Every transition is a compare-and-set in the store, so a second dispatcher or a restarted one
+can never run an attempt twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import ray
+
+from service import jobs
+from service.artifacts import ArtifactError, ArtifactStore
+from service.config import Settings
+from service.store import (
+    CANCELLED,
+    FAILED,
+    INFRASTRUCTURE_LOST,
+    MODEL_ERROR,
+    OUT_OF_MEMORY,
+    RETRYABLE,
+    RUNNING,
+    SUCCEEDED,
+    TIMEOUT,
+    JobStore,
+)
+from service.worker import run_attempt
+
+log = logging.getLogger(__name__)
+
+_remote_attempt = ray.remote(num_cpus=1, max_retries=0)(run_attempt)
+
+
+@dataclass
+class _InFlight:
+    job_id: str
+    attempt: int
+    kind: str
+    request: dict
+    ref: ray.ObjectRef
+    submitted_at: float = field(default_factory=time.time)
+    killed_at: float | None = None
+
+
+class Dispatcher:
+    """Moves jobs from the queue through Ray to a final status.
+
+    Parameters
+    ----------
+    settings : lease, grace and retry settings.
+    store, artifacts : the job and artifact stores.
+    max_in_flight : cap on concurrently submitted attempts (default: the cluster's CPUs).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        artifacts: ArtifactStore,
+        max_in_flight: int | None = None,
+    ):
+        self.settings, self.store, self.artifacts = settings, store, artifacts
+        self.max_in_flight = max_in_flight
+        self.lease_owner = f"dispatcher-{uuid.uuid4().hex[:12]}"
+        self.in_flight: dict[str, _InFlight] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_renewal = 0.0
+        self._capacity = (0.0, 1)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> Dispatcher:
+        self.recover()
+        self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop ticking; running attempts keep their lease until it expires."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.poll_s):
+            try:
+                self.tick()
+            except Exception:  # one bad tick (a locked DB, a Ray hiccup) must not stop the loop
+                log.exception("dispatcher tick failed")
+
+    def tick(self) -> None:
+        now = time.time()
+        if now - self._last_renewal > self.settings.lease_s / 3:
+            self.store.renew_leases(self.lease_owner, self.in_flight, self.settings.lease_s)
+            self._last_renewal = now
+            self.recover()
+        self._collect()
+        self._enforce(now)
+        self._claim()
+
+    # -- recovery -------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Finish or re-queue jobs whose server stopped renewing their lease."""
+        for job in self.store.expired_leases(time.time()):
+            if job["id"] in self.in_flight:
+                continue
+            if not self.store.take_over(
+                job["id"], job["attempt"], self.lease_owner, self.settings.lease_s
+            ):
+                continue
+            self._event(job, f"lease of {job['lease_owner']} expired; recovering")
+            if self.artifacts.manifest(job["id"], job["attempt"]) is not None:
+                self._finish_published(job["id"], job["attempt"], job["kind"], job["request"])
+            elif job["cancel_requested"]:
+                self._cancelled(job["id"], job["attempt"], job["cancel_requested"])
+            else:
+                self._retry_or_fail(
+                    job["id"], job["attempt"], INFRASTRUCTURE_LOST, "the server running it died"
+                )
+
+    # -- outcomes -------------------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        if not self.in_flight:
+            return
+        refs = {f.ref: f for f in self.in_flight.values()}
+        ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0)
+        for ref in ready:
+            flight = refs[ref]
+            del self.in_flight[flight.job_id]
+            try:
+                outcome = ray.get(ref)
+            except ray.exceptions.TaskCancelledError:
+                outcome = {"outcome": "killed"}
+            except ray.exceptions.OutOfMemoryError as exc:
+                outcome = {"outcome": "lost", "error_type": OUT_OF_MEMORY, "message": str(exc)}
+            except ray.exceptions.RayTaskError as exc:
+                # An exception escaped run_attempt itself: our bug or a broken environment.
+                outcome = {"outcome": "failed", "error_type": MODEL_ERROR, "message": str(exc)}
+            except ray.exceptions.RayError as exc:  # worker/node died, object lost, …
+                message = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+                outcome = {"outcome": "lost", "error_type": INFRASTRUCTURE_LOST, "message": message}
+            self._settle(flight, outcome)
+
+    def _settle(self, flight: _InFlight, outcome: dict) -> None:
+        job_id, attempt = flight.job_id, flight.attempt
+        kind = outcome["outcome"]
+        job = self.store.get_job(job_id)
+        if job is None or job["attempt"] != attempt:
+            return
+        if kind == "published":
+            self._finish_published(job_id, attempt, flight.kind, flight.request)
+        elif kind in ("stopped", "killed"):
+            if job["cancel_requested"]:
+                self._cancelled(job_id, attempt, job["cancel_requested"])
+            else:
+                self._retry_or_fail(job_id, attempt, INFRASTRUCTURE_LOST, "the worker stopped")
+        elif kind == "failed":
+            self._event(job, f"attempt {attempt} failed: {outcome['message']}")
+            self.store.finish(
+                job_id,
+                attempt,
+                FAILED,
+                error_type=outcome["error_type"],
+                error_message=outcome["message"],
+            )
+        elif kind == "lost":
+            if job["cancel_requested"]:
+                self._cancelled(job_id, attempt, job["cancel_requested"])
+            else:
+                self._retry_or_fail(job_id, attempt, outcome["error_type"], outcome["message"])
+
+    def _finish_published(self, job_id: str, attempt: int, kind: str, request: dict) -> None:
+        job = self.store.get_job(job_id)
+        manifest = self.artifacts.manifest(job_id, attempt)
+        if manifest is not None and manifest["partial"]:
+            if job["cancel_requested"]:
+                self._cancelled(job_id, attempt, job["cancel_requested"])
+            else:
+                self._retry_or_fail(job_id, attempt, INFRASTRUCTURE_LOST, "the worker stopped")
+            return
+        try:
+            manifest = self.artifacts.verify(job_id, attempt)
+            primary = self.artifacts.attempt_dir(job_id, attempt) / manifest["primary"]
+            jobs.check_result(kind, request, primary)
+        except (ArtifactError, jobs.ResultMismatch) as exc:
+            self._event(job, f"attempt {attempt} result rejected: {exc}")
+            self.store.finish(
+                job_id, attempt, FAILED, error_type=MODEL_ERROR, error_message=str(exc)
+            )
+            return
+        self.store.finish(
+            job_id,
+            attempt,
+            SUCCEEDED,
+            artifact_path=self.artifacts.relative(primary),
+            artifact_sha256=manifest["files"][manifest["primary"]]["sha256"],
+        )
+        self._event(job, f"attempt {attempt} succeeded")
+
+    def _cancelled(self, job_id: str, attempt: int, reason: str) -> None:
+        job = self.store.get_job(job_id)
+        folder = self.artifacts.attempt_dir(job_id, attempt)
+        if folder.is_dir() and self.artifacts.manifest(job_id, attempt) is None:
+            # The task was killed before it could publish: mark what it left as partial.
+            self.artifacts.publish(job_id, attempt, primary=None, partial=True, reason=reason)
+        if reason == "timeout":
+            message = f"ran longer than its timeout of {job['timeout_s']} s"
+            self.store.finish(job_id, attempt, FAILED, error_type=TIMEOUT, error_message=message)
+        else:
+            self.store.finish(job_id, attempt, CANCELLED, error_message="cancelled on request")
+        self._event(job, f"attempt {attempt} ended: {reason}")
+
+    def _retry_or_fail(self, job_id: str, attempt: int, error_type: str, message: str) -> None:
+        job = self.store.get_job(job_id)
+        if error_type in RETRYABLE and attempt < job["max_attempts"]:
+            if self.store.requeue(job_id, attempt, error_type, message):
+                self._event(job, f"attempt {attempt} lost ({message}); re-queued")
+            return
+        self.store.finish(job_id, attempt, FAILED, error_type=error_type, error_message=message)
+        self._event(job, f"attempt {attempt} lost ({message}); no attempts left")
+
+    # -- enforcement ----------------------------------------------------------------------------
+
+    def _enforce(self, now: float) -> None:
+        for flight in list(self.in_flight.values()):
+            job = self.store.get_job(flight.job_id)
+            if job is None:
+                continue
+            if (
+                job["timeout_s"]
+                and job["started_at"]
+                and not job["cancel_requested"]
+                and now - job["started_at"] > job["timeout_s"]
+            ):
+                job = self.store.request_cancel(flight.job_id, reason="timeout")
+            stale = (
+                job["status"] == RUNNING
+                and job["heartbeat_at"] is not None
+                and now - job["heartbeat_at"] > self.settings.worker_stale_s
+            )
+            overdue = (
+                job["cancel_requested"]
+                and now - job["cancel_requested_at"] > self.settings.cancel_grace_s
+            )
+            if (stale or overdue) and flight.killed_at is None:
+                why = "its worker stopped sending heartbeats" if stale else "grace period over"
+                self._event(job, f"killing attempt {flight.attempt}: {why}")
+                ray.cancel(flight.ref, force=True)
+                flight.killed_at = now
+
+    # -- claiming -------------------------------------------------------------------------------
+
+    def capacity(self) -> int:
+        """How many attempts may run at once: the cluster's CPUs (refreshed every few s)."""
+        if self.max_in_flight is not None:
+            return self.max_in_flight
+        checked_at, cpus = self._capacity
+        if time.time() - checked_at > 5:
+            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+            self._capacity = (time.time(), cpus)
+        return cpus
+
+    def _claim(self) -> None:
+        free = self.capacity() - len(self.in_flight)
+        if free <= 0:
+            return
+        for job in self.store.queued(free):
+            if not self.store.claim(
+                job["id"], job["attempt"], self.lease_owner, self.settings.lease_s
+            ):
+                continue  # another dispatcher got it
+            attempt = job["attempt"] + 1
+            ref = _remote_attempt.remote(
+                job["id"],
+                attempt,
+                job["kind"],
+                job["request"],
+                self.store.url,
+                str(self.artifacts.root),
+                str(self.settings.uploads_dir / job["id"]),
+                str(self.settings.datasets_dir),
+            )
+            self.in_flight[job["id"]] = _InFlight(
+                job["id"], attempt, job["kind"], job["request"], ref
+            )
+            self._event(job, f"attempt {attempt} submitted to Ray", attempt)
+
+    def _event(self, job: dict, message: str, attempt: int | None = None) -> None:
+        self.store.add_logs(job["id"], attempt or job["attempt"], "dispatcher", [message])

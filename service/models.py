@@ -1,0 +1,99 @@
+"""Response bodies of the HTTP API (pydantic), shared by the server and the Python client."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Progress(BaseModel):
+    """What a running job reported last."""
+
+    model_config = ConfigDict(extra="allow")
+    phase: str | None = Field(None, description="compiling, tuning, sampling, writing, …")
+    done: int | None = Field(None, description="draws (or steps) done in this phase")
+    total: int | None = Field(None, description="draws (or steps) in this phase")
+    divergences: int | None = None
+    eta_s: float | None = Field(None, description="estimated time left in this phase (s)")
+
+
+class WorkerInfo(BaseModel):
+    """Where the current attempt runs."""
+
+    host: str | None = None
+    pid: int | None = None
+    node_id: str | None = None
+
+
+class Artifacts(BaseModel):
+    """The files the job's latest attempt published."""
+
+    partial: bool = Field(description="true: the attempt did not finish; the files are no result")
+    files: list[str]
+
+
+class JobInfo(BaseModel):
+    """A job's state."""
+
+    id: str
+    kind: str
+    status: str = Field(description="QUEUED, STARTING, RUNNING, SUCCEEDED, FAILED or CANCELLED")
+    phase: str | None = None
+    attempt: int = Field(description="the latest attempt (1 = first run); 0 while never claimed")
+    max_attempts: int
+    error_type: str | None = Field(
+        None,
+        description="validation, model_error, infrastructure_lost, out_of_memory or timeout "
+        "(on a queued job: why the previous attempt was lost)",
+    )
+    error_message: str | None = None
+    cancel_requested: bool = False
+    progress: Progress | None = None
+    worker: WorkerInfo | None = None
+    request: dict[str, Any]
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result_sha256: str | None = None
+    artifacts: Artifacts | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("SUCCEEDED", "FAILED", "CANCELLED")
+
+
+class JobPage(BaseModel):
+    """One page of a job listing; pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    items: list[JobInfo]
+    next_cursor: str | None = None
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="location of the value at fault, e.g. 'circuit' or 'files[0]'")
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    ray: str
+    version: str
+
+
+def timestamp(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, tz=UTC) if value is not None else None
