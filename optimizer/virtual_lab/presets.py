@@ -181,9 +181,10 @@ The output is byte-identical for the same seed and generator version (a test che
   interfaces (30 Ω·cm², 0.40 eV) the arc at 25–360 kHz and the composite the arc at 7 Hz–4 kHz,
   so the three arcs stay in separate decades for every recipe and temperature. CPE exponents
   0.90, 0.85, 0.85. Noise: 1 % of |Z| (Gaussian) on Re and on Im.
-- DC: I = (V − V_offset)/(L/(σ_el·A) + R_contact), R_contact = 2 mΩ, V_offset ~ 0.1 mV
-  (per cell, in `truth.json`), a 2 % capacitive overshoot decaying with τ = 1.5 s, and 0.5 %
-  relative current noise.
+- DC: I = (V − V_offset)/(L/(σ_el·A) + R_contact), R_contact = 0.2 mΩ (0.2 % of the dry
+  cells' R_el, so this temperature-independent term hardly lowers the apparent Ea),
+  V_offset ~ 0.1 mV (per cell, in `truth.json`), a 2 % capacitive overshoot decaying with
+  τ = 1.5 s, and 0.5 % relative current noise.
 - Rate capability (truth only): the physics.md §2.7 proxy gives the retention vs C/10 at
   60 °C from σ_ion (`truth.json`, `recipes.*.rate_capability`).
 """
