@@ -9,6 +9,7 @@ from inference.errors import (
     SigmalabError,
 )
 from inference.readers import detect_format, read_dc, read_records, read_spectra, read_spectrum
+from inference.analysis import StudyResult, analyze_study
 from inference.circuits import Circuit, parse_circuit, simulate_spectrum
 from inference.kramers_kronig import KKResult, kk_check
 from inference.lsq import LsqResult, fit_lsq
@@ -27,6 +28,8 @@ __all__ = [
     "ModelError",
     "SigmalabError",
     "Study",
+    "StudyResult",
+    "analyze_study",
     "capacity_retention",
     "detect_format",
     "fit_lsq",

@@ -48,7 +48,7 @@ from pathlib import Path
 import pandas as pd
 import xarray as xr
 
-from inference.errors import ManifestError
+from inference.errors import FileFormatError, ManifestError
 from inference.readers import read_dc, read_spectrum
 
 MANIFEST_NAME = "manifest.toml"
@@ -87,6 +87,8 @@ class Study:
         ``thickness_sd_cm``, ``area_cm2``, ``area_sd_cm2``, ``manifest_path`` (as written in
         the manifest) and ``file_sha256``.
     manifest_sha256 : hash of the manifest's bytes, for provenance.
+    unreadable : files skipped by ``load_study(..., unreadable="record")``, each a dict with
+        ``file``, ``recipe``, ``cell_id``, ``cell_type``, ``kind``, ``temperature_K``, ``reason``.
     """
 
     manifest_path: Path
@@ -95,6 +97,7 @@ class Study:
     cells: pd.DataFrame
     measurements: list[xr.Dataset] = field(repr=False)
     manifest_sha256: str = ""
+    unreadable: list[dict] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -382,8 +385,15 @@ def _temperature_K(manifest, entry: str, item: dict) -> float:
     return celsius + ZERO_C_K
 
 
-def load_study(path) -> Study:
+def load_study(path, *, unreadable: str = "raise") -> Study:
     """Load a study folder (or its ``manifest.toml``) with all its spectra and DC records.
+
+    Parameters
+    ----------
+    path : the study folder or its manifest.
+    unreadable : ``"raise"`` (default) stops at the first data file that cannot be read;
+        ``"record"`` skips it and lists it in :attr:`Study.unreadable` with the reason, so an
+        analysis can go on and report it. Manifest errors always raise.
 
     Raises
     ------
@@ -408,7 +418,27 @@ def load_study(path) -> Study:
     recipes = _check_recipes(manifest, data)
     cells = _check_cells(manifest, data, recipes)
     entries = _check_files(manifest, data, cells)
-    measurements = [_read(entry, cells.loc[entry.cell_id]) for entry in entries]
+    if unreadable not in ("raise", "record"):
+        raise ValueError(f"unreadable must be 'raise' or 'record', got {unreadable!r}")
+    measurements, skipped = [], []
+    for entry in entries:
+        cell = cells.loc[entry.cell_id]
+        try:
+            measurements.append(_read(entry, cell))
+        except FileFormatError as err:
+            if unreadable == "raise":
+                raise
+            skipped.append(
+                {
+                    "file": entry.as_written,
+                    "recipe": cell["recipe"],
+                    "cell_id": entry.cell_id,
+                    "cell_type": cell["type"],
+                    "kind": entry.kind,
+                    "temperature_K": entry.temperature_K,
+                    "reason": str(err),
+                }
+            )
     return Study(
         manifest_path=manifest,
         info=dict(info),
@@ -416,6 +446,7 @@ def load_study(path) -> Study:
         cells=cells,
         measurements=measurements,
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
+        unreadable=skipped,
     )
 
 

@@ -22,7 +22,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
@@ -30,9 +30,28 @@ from starlette.datastructures import UploadFile
 from service import jobs, problems
 from service.artifacts import ArtifactStore
 from service.auth import AuthFailed, Principal, ScopeMissing, authenticate
+from service.campaigns import (
+    ACTIVE,
+    PAUSED,
+    CampaignConflict,
+    CampaignInvalid,
+    CampaignManager,
+    CampaignNotFound,
+    CampaignSpec,
+)
 from service.config import Settings
 from service.manager import JobManager, JobNotFound, NotReady
-from service.models import FieldError, Health, JobInfo, JobPage, Problem
+from service.models import (
+    CampaignInfo,
+    FieldError,
+    Health,
+    JobInfo,
+    JobPage,
+    MeasurementInfo,
+    Problem,
+    ProposalInfo,
+    RunInfo,
+)
 from service.problems import ProblemError
 from service.store import IdempotencyConflict, JobStore, LimitExceeded
 
@@ -64,8 +83,13 @@ def _principal(
     return authenticate(_manager(request).store, request.headers.get("authorization"))
 
 
+def _campaigns(request: Request) -> CampaignManager:
+    return request.app.state.campaigns
+
+
 Who = Annotated[Principal, Depends(_principal)]
 Manager = Annotated[JobManager, Depends(_manager)]
+Campaigns = Annotated[CampaignManager, Depends(_campaigns)]
 router = APIRouter(prefix="/v1")
 
 
@@ -290,6 +314,134 @@ def get_logs(job_id: JobId, who: Who, manager: Manager) -> str:
     return manager.logs(who, job_id)
 
 
+# -- campaigns ------------------------------------------------------------------------------
+
+CampaignId = Annotated[str, "campaign id"]
+
+
+@router.post(
+    "/campaigns", status_code=201, response_model=CampaignInfo, tags=["campaigns"],
+    responses={401: _PROBLEM, 403: _PROBLEM, 422: _PROBLEM},
+)  # fmt: skip
+def create_campaign(
+    spec: CampaignSpec,
+    response: Response,
+    who: Who,
+    campaigns: Campaigns,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=200, pattern=r"^[\x21-\x7e]+$")
+    ] = None,
+) -> CampaignInfo:
+    """Create a campaign; its initial round (the initial design) is queued at once."""
+    info, created = campaigns.create(who, spec, idempotency_key)
+    response.headers["Location"] = f"/v1/campaigns/{info.id}"
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return info
+
+
+@router.get("/campaigns", response_model=list[CampaignInfo], tags=["campaigns"])
+def list_campaigns(who: Who, campaigns: Campaigns) -> list[CampaignInfo]:
+    return campaigns.list(who)
+
+
+@router.get(
+    "/campaigns/{campaign_id}", response_model=CampaignInfo, tags=["campaigns"],
+    responses={404: _PROBLEM},
+)  # fmt: skip
+def get_campaign(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> CampaignInfo:
+    """State, history per round, best, Pareto front and next fire time."""
+    return campaigns.get(who, campaign_id)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/runs", response_model=list[RunInfo], tags=["campaigns"],
+    responses={404: _PROBLEM},
+)  # fmt: skip
+def campaign_runs(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> list[RunInfo]:
+    """Every fire, oldest first: rounds with their step and jobs, skipped and missed fires."""
+    return campaigns.runs(who, campaign_id)
+
+
+@router.get(
+    "/campaigns/{campaign_id}/proposals", response_model=list[ProposalInfo], tags=["campaigns"],
+    responses={404: _PROBLEM},
+)  # fmt: skip
+def campaign_proposals(
+    campaign_id: CampaignId,
+    who: Who,
+    campaigns: Campaigns,
+    status: Annotated[str | None, Query(pattern="^(pending|measured|told|failed)$")] = None,
+) -> list[ProposalInfo]:
+    return campaigns.proposals(who, campaign_id, status)
+
+
+@router.post(
+    "/campaigns/{campaign_id}:pause", response_model=CampaignInfo, tags=["campaigns"],
+    responses={404: _PROBLEM},
+)  # fmt: skip
+def pause_campaign(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> CampaignInfo:
+    """No new fires until resumed; a running round finishes."""
+    return campaigns.set_status(who, campaign_id, PAUSED)
+
+
+@router.post(
+    "/campaigns/{campaign_id}:resume", response_model=CampaignInfo, tags=["campaigns"],
+    responses={404: _PROBLEM},
+)  # fmt: skip
+def resume_campaign(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> CampaignInfo:
+    """Fire again from now on (fires due while paused are not caught up)."""
+    return campaigns.set_status(who, campaign_id, ACTIVE)
+
+
+@router.post(
+    "/campaigns/{campaign_id}/measurements", status_code=201, response_model=MeasurementInfo,
+    tags=["campaigns"], responses={404: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 422: _PROBLEM},
+)  # fmt: skip
+async def add_measurements(
+    campaign_id: CampaignId, request: Request, who: Who, campaigns: Campaigns
+) -> MeasurementInfo:
+    """Upload a batch (multipart: ``files`` parts named by relative path, incl. manifest.toml;
+    optional ``batch`` field, unique per campaign: sending a stored batch name again returns it)."""
+    limit = campaigns.jobs.settings.max_upload_bytes
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise ProblemError(413, "too-large", f"request bodies are limited to {limit} bytes")
+    form = await request.form(max_files=jobs.MAX_FILES, max_fields=10, max_part_size=limit)
+    batch = form.get("batch")
+    files = []
+    for i, part in enumerate(form.getlist("files")):
+        if not isinstance(part, UploadFile) or not part.filename:
+            raise _invalid(f"files[{i}]", "each 'files' part must be a file with a filename")
+        files.append((part.filename, await part.read()))
+    return await run_in_threadpool(
+        campaigns.add_measurements,
+        who,
+        campaign_id,
+        files,
+        batch if isinstance(batch, str) else None,
+    )
+
+
+@router.get(
+    "/campaigns/{campaign_id}/report", response_class=HTMLResponse, tags=["campaigns"],
+    responses={404: _PROBLEM},
+)  # fmt: skip
+def campaign_report(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> str:
+    """HTML: best so far and Pareto front per round, proposals with their predictions, the
+    GP's partial dependence, links to each round's study report."""
+    return campaigns.report(who, campaign_id, link_base=f"/v1/campaigns/{campaign_id}")
+
+
+@router.get(
+    "/campaigns/{campaign_id}/runs/{run_id}/study-report", response_class=FileResponse,
+    tags=["campaigns"], responses={404: _PROBLEM, 409: _PROBLEM},
+)  # fmt: skip
+def round_study_report(campaign_id: CampaignId, run_id: str, who: Who, campaigns: Campaigns):
+    """The analysis report of one round's ``analyze_study`` job."""
+    return FileResponse(campaigns.study_report(who, campaign_id, run_id), media_type="text/html")
+
+
 def _install_domain_errors(app: FastAPI) -> None:
     def to(status: int, slug: str, headers: dict | None = None):
         async def handler(request: Request, exc: Exception):
@@ -313,20 +465,35 @@ def _install_domain_errors(app: FastAPI) -> None:
     app.add_exception_handler(JobNotFound, not_found)
     app.add_exception_handler(jobs.RequestInvalid, invalid)
 
+    async def campaign_not_found(request: Request, exc: CampaignNotFound):
+        return problems.problem_response(request, 404, "campaign-not-found", "no such campaign")
 
-def create_app(settings: Settings | None = None, *, manager: JobManager | None = None) -> FastAPI:
+    app.add_exception_handler(CampaignNotFound, campaign_not_found)
+    app.add_exception_handler(CampaignInvalid, invalid)
+    app.add_exception_handler(CampaignConflict, to(409, "conflict"))
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    manager: JobManager | None = None,
+    campaigns: CampaignManager | None = None,
+) -> FastAPI:
     """The sigmalab HTTP app.
 
     Parameters
     ----------
     settings : where the data lives (default: :meth:`Settings.from_env`); opened on startup.
     manager : an already opened job manager (the server passes the one its dispatcher uses).
+    campaigns : an already opened campaign manager (the server passes its scheduler's).
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if getattr(app.state, "manager", None) is None:
             app.state.manager = open_manager(settings or Settings.from_env())
+        if getattr(app.state, "campaigns", None) is None:
+            app.state.campaigns = CampaignManager(app.state.manager)
         yield
 
     app = FastAPI(
@@ -336,6 +503,7 @@ def create_app(settings: Settings | None = None, *, manager: JobManager | None =
         lifespan=lifespan,
     )
     app.state.manager = manager
+    app.state.campaigns = campaigns
     problems.install(app)
     _install_domain_errors(app)
     app.include_router(router)

@@ -38,7 +38,15 @@ from service.errors import (
     WaitTimeout,
     error_for,
 )
-from service.models import JobInfo, JobPage, Problem
+from service.models import (
+    CampaignInfo,
+    JobInfo,
+    JobPage,
+    MeasurementInfo,
+    Problem,
+    ProposalInfo,
+    RunInfo,
+)
 
 RETRY_STATUS = (429, 502, 503, 504)
 _RETRY_EXC = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.ReadError,
@@ -246,6 +254,43 @@ class Client:
     def health(self) -> dict:
         return self.request("GET", "/health").json()
 
+    # -- campaigns ------------------------------------------------------------------------------
+
+    def create_campaign(
+        self,
+        space: dict,
+        objectives: dict[str, str],
+        schedule: dict,
+        *,
+        q: int = 4,
+        overlap: str = "forbid",
+        catch_up: str = "once",
+        connector: dict | None = None,
+        analysis: dict | None = None,
+        name: str | None = None,
+        seed: int = 0,
+        **options,
+    ) -> RemoteCampaign:
+        """Create a campaign on the server (see ``docs/campaigns.md``); its first round, the
+        initial design, is queued at once. ``options``: ``n_initial``, ``grace_s``,
+        ``max_catch_up``, ``idempotency_key``."""
+        key = options.pop("idempotency_key", None) or uuid.uuid4().hex
+        body = {"space": space, "objectives": objectives, "schedule": schedule, "q": q,
+                "overlap": overlap, "catch_up": catch_up, "connector": connector,
+                "analysis": analysis or {}, "name": name, "seed": seed, **options}  # fmt: skip
+        response = self.request("POST", "/campaigns", headers={"Idempotency-Key": key}, json=body)
+        return RemoteCampaign(self, CampaignInfo.model_validate(response.json()))
+
+    def campaign(self, campaign_id: str) -> RemoteCampaign:
+        """The campaign with this id (raises NotFound)."""
+        info = CampaignInfo.model_validate(self.request("GET", f"/campaigns/{campaign_id}").json())
+        return RemoteCampaign(self, info)
+
+    def campaigns(self) -> list[RemoteCampaign]:
+        """All visible campaigns, oldest first."""
+        rows = self.request("GET", "/campaigns").json()
+        return [RemoteCampaign(self, CampaignInfo.model_validate(r)) for r in rows]
+
     def _info(self, job_id: str) -> JobInfo:
         return JobInfo.model_validate(self.request("GET", f"/jobs/{job_id}").json())
 
@@ -369,6 +414,89 @@ class Job:
     def logs(self) -> str:
         """The job's log (dispatcher events and captured worker log records)."""
         return self.client.request("GET", f"/jobs/{self.id}/logs").text
+
+
+class RemoteCampaign:
+    """Handle on one server-side campaign; ``info`` is its state as last fetched."""
+
+    def __init__(self, client: Client, info: CampaignInfo):
+        self.client, self.info = client, info
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def __repr__(self) -> str:
+        return f"RemoteCampaign({self.id!r}, name={self.info.name!r}, status={self.info.status!r})"
+
+    def refresh(self) -> CampaignInfo:
+        """State, history, best, Pareto front and next fire time, fetched now."""
+        self.info = self.client.campaign(self.id).info
+        return self.info
+
+    def runs(self) -> list[RunInfo]:
+        """Every fire of the campaign, oldest first (rounds, skipped and missed fires)."""
+        rows = self.client.request("GET", f"/campaigns/{self.id}/runs").json()
+        return [RunInfo.model_validate(r) for r in rows]
+
+    def proposals(self, status: str | None = None) -> list[ProposalInfo]:
+        """Proposals (``pending``, ``measured``, ``told``, ``failed`` or all)."""
+        params = {"status": status} if status else None
+        rows = self.client.request("GET", f"/campaigns/{self.id}/proposals", params=params).json()
+        return [ProposalInfo.model_validate(r) for r in rows]
+
+    def add_measurements(self, directory: str | Path, batch: str | None = None) -> MeasurementInfo:
+        """Upload a study folder (``manifest.toml`` + instrument files) as a batch; recipes
+        named like proposal ids (or with ``proposal = "<id>"``) measure those proposals.
+
+        The batch name (default: a new unique one) makes a retried upload store it once."""
+        root = Path(directory)
+        if not (root / "manifest.toml").is_file():
+            raise ServiceError(f"{root}: no manifest.toml in this folder")
+        files = [
+            ("files", (p.relative_to(root).as_posix(), p.read_bytes(), "application/octet-stream"))
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and not any(s.startswith(".") for s in p.relative_to(root).parts)
+        ]
+        batch = batch or f"upload-{uuid.uuid4().hex[:12]}"
+        response = self.client.request(
+            "POST",
+            f"/campaigns/{self.id}/measurements",
+            headers={"Idempotency-Key": batch},
+            data={"batch": batch},
+            files=files,
+        )
+        return MeasurementInfo.model_validate(response.json())
+
+    def report(self, path: str | Path | None = None) -> str:
+        """The campaign's HTML report (also written to ``path`` if given)."""
+        html = self.client.request("GET", f"/campaigns/{self.id}/report").text
+        if path is not None:
+            Path(path).write_text(html)
+        return html
+
+    def pause(self) -> CampaignInfo:
+        return self._post(":pause")
+
+    def resume(self) -> CampaignInfo:
+        return self._post(":resume")
+
+    def _post(self, action: str) -> CampaignInfo:
+        headers = {"Idempotency-Key": uuid.uuid4().hex}  # pause/resume are idempotent
+        response = self.client.request("POST", f"/campaigns/{self.id}{action}", headers=headers)
+        self.info = CampaignInfo.model_validate(response.json())
+        return self.info
+
+    def wait_rounds(self, n: int, timeout: float = 600.0, poll_s: float = 1.0) -> CampaignInfo:
+        """Block until ``n`` rounds have stored proposals (raises WaitTimeout)."""
+        deadline = time.monotonic() + timeout
+        while len(self.refresh().history) < n:
+            if time.monotonic() >= deadline:
+                raise WaitTimeout(
+                    f"campaign {self.id}: {len(self.info.history)} of {n} rounds after {timeout} s"
+                )
+            time.sleep(poll_s)
+        return self.info
 
 
 class _Bar:

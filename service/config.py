@@ -22,7 +22,8 @@ class Settings:
     ----------
     data_dir : root of the server's files: the SQLite database (unless ``db_url`` is given),
         ``artifacts/`` (job results), ``uploads/`` (job inputs), ``datasets/`` (studies that
-        jobs may name) and ``ray/`` (the embedded Ray cluster's auth token).
+        jobs may name), ``campaigns/`` (campaign measurements), ``inboxes/`` (folder-watch
+        connectors) and ``ray/`` (the embedded Ray cluster's auth token).
     db_url : SQLAlchemy URL of the job store; default ``sqlite:///<data_dir>/sigmalab.db``.
     ray_address : address of an existing Ray cluster to join; ``None`` starts an embedded one.
     ray_auth_mode : ``RAY_AUTH_MODE`` for the embedded cluster (``token`` or ``disabled``).
@@ -35,6 +36,7 @@ class Settings:
     max_attempts : attempts per job, the first included (infrastructure failures retry).
     max_upload_bytes : largest accepted request body (bytes).
     poll_s : the dispatcher's tick (s).
+    scheduler_tick_s : the campaign scheduler's tick (s).
     """
 
     data_dir: Path = field(default_factory=lambda: Path("var/service"))
@@ -48,6 +50,7 @@ class Settings:
     max_attempts: int = 3
     max_upload_bytes: int = 64 * 1024 * 1024
     poll_s: float = 0.25
+    scheduler_tick_s: float = 1.0
 
     def __post_init__(self):
         object.__setattr__(self, "data_dir", Path(self.data_dir).resolve())

@@ -320,20 +320,17 @@ def _run_fit(request, inputs_dir, out_dir, progress, should_stop) -> str:
 
 
 def _run_study(request, inputs_dir, datasets_dir, out_dir, progress, should_stop) -> str:
-    analyze_study = _optional("inference", "analyze_study")
-    if analyze_study is None:
-        raise InputError("this server's sigmalab has no inference.analyze_study yet")
+    from inference.analysis import analyze_study
+
     study = datasets_dir / request["dataset"] if request["dataset"] is not None else inputs_dir
+    if request["dataset"] is None:
+        study = study / request["manifest"]
     if should_stop():
         raise JobStopped("cancelled before the analysis started")
-    analyze_study(
-        study,
-        out_dir,
-        method=request["method"],
-        seed=request["seed"],
-        progress=progress,
-        should_stop=should_stop,
-    )
+    result = analyze_study(study, method=request["method"], seed=request["seed"], progress=progress)
+    if should_stop():
+        raise JobStopped("cancelled after the analysis, before its files were written")
+    result.write(out_dir)
     return "result.nc"
 
 
@@ -392,8 +389,10 @@ def check_result(kind: str, request: dict, path: Path) -> None:
     except Exception as exc:  # any reader failure means the file is not a result
         raise ResultMismatch(f"{path.name} cannot be opened: {exc}") from exc
     with tree:
-        if "posterior" not in tree.children:
-            raise ResultMismatch(f"{path.name} has no posterior group")
+        # A study result keeps its posteriors under /arrhenius/<kind>/ (inference.analysis).
+        group = "arrhenius" if kind == "analyze_study" else "posterior"
+        if group not in tree.children:
+            raise ResultMismatch(f"{path.name} has no {group} group")
         want = expected_draws(kind, request)
         if want is not None:
             sizes = tree["posterior"].sizes

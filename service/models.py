@@ -95,5 +95,73 @@ class Health(BaseModel):
     version: str
 
 
+class RunInfo(BaseModel):
+    """One fire of a campaign and, if it ran, its round."""
+
+    id: str
+    fire_time: datetime
+    trigger: str = Field(description="initial, cron or measurements")
+    status: str = Field(
+        description="queued, running, succeeded, idle, failed, cancelled, skipped or missed"
+    )
+    step: str | None = Field(None, description="while running: collect, analyze, tell, propose")
+    round: int | None = Field(None, description="campaign round of the proposals it stored")
+    analyze_job: str | None = None
+    propose_job: str | None = None
+    n_measured: int | None = Field(None, description="measured recipes it took")
+    n_told: int | None = None
+    proposal_ids: list[str] | None = None
+    best: dict | None = Field(None, description="best observation after its tell")
+    pareto: list[dict] | None = None
+    message: str | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class ProposalInfo(BaseModel):
+    """A proposed recipe, with the GP's prediction when it was proposed."""
+
+    id: str
+    round: int
+    run_id: str
+    params: dict
+    predicted: dict | None = Field(None, description="{objective: {'mean', 'sd'}} (log10 S/cm)")
+    status: str = Field(description="pending, measured, told or failed")
+    batch: str | None = None
+    created_at: datetime
+    measured_at: datetime | None = None
+
+
+class MeasurementInfo(BaseModel):
+    """A stored measurement batch."""
+
+    batch: str
+    source: str
+    recipes: dict[str, str | None] = Field(description="recipe → proposal id (null: outside)")
+    n_files: int
+    received_at: datetime
+    run_id: str | None = None
+
+
+class CampaignInfo(BaseModel):
+    """A campaign: its set-up, state, history, best and Pareto front, next fire time."""
+
+    id: str
+    name: str
+    status: str = Field(description="active or paused")
+    spec: dict
+    created_at: datetime
+    next_fire_at: datetime | None = Field(None, description="cron schedules while active")
+    new_measurements: int = Field(description="measured recipes no round has taken yet")
+    history: list[dict] = Field(description="per finished round: round, run id, told, best")
+    best: dict | None = None
+    pareto: list[dict] = []
+    n_observations: int
+    n_failed: int
+    n_pending: int
+    active_runs: list[str]
+
+
 def timestamp(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, tz=UTC) if value is not None else None

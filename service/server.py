@@ -1,4 +1,4 @@
-"""The server process: Ray driver + dispatcher thread + uvicorn serving the API.
+"""The server process: Ray driver + dispatcher and scheduler threads + uvicorn serving the API.
 
 Run as ``sigmalab serve …`` or ``python -m service.server --data-dir DIR [--port 8000]``.
 uvicorn runs outside Ray; the dispatcher in this process submits one Ray task per job.
@@ -15,21 +15,27 @@ import uvicorn
 
 from service import ray_cluster
 from service.api import create_app, open_manager
+from service.campaigns import CampaignManager
 from service.config import Settings
 from service.dispatcher import Dispatcher
+from service.scheduler import Scheduler
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, log_level="info"):
-    """Start Ray (or join it), the dispatcher and the HTTP server; returns on shutdown."""
+    """Start Ray (or join it), the dispatcher, the campaign scheduler and the HTTP server;
+    returns on shutdown."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s: %(message)s")
     ray_cluster.connect(settings)
     manager = open_manager(settings)
     dispatcher = Dispatcher(settings, manager.store, manager.artifacts).start()
-    app = create_app(settings, manager=manager)
+    campaigns = CampaignManager(manager)
+    scheduler = Scheduler(settings, manager, campaigns.store).start()
+    app = create_app(settings, manager=manager, campaigns=campaigns)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
     try:
         server.run()
     finally:
+        scheduler.stop()
         dispatcher.stop()
         ray.shutdown()
 
@@ -46,6 +52,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lease-seconds", type=float, default=30.0)
     p.add_argument("--cancel-grace-seconds", type=float, default=10.0)
     p.add_argument("--max-attempts", type=int, default=3)
+    p.add_argument("--scheduler-tick-seconds", type=float, default=1.0)
     p.add_argument("--log-level", default="info")
     return p
 
@@ -60,6 +67,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         lease_s=args.lease_seconds,
         cancel_grace_s=args.cancel_grace_seconds,
         max_attempts=args.max_attempts,
+        scheduler_tick_s=args.scheduler_tick_seconds,
     )
 
 

@@ -274,23 +274,29 @@ def test_propose_job_returns_proposals_inside_the_space(live_server):
 
 
 def test_analyze_study_job_by_dataset_name(live_server):
-    import shutil
+    from inference.summary import validate_summary
+    from optimizer.virtual_lab import LabSettings, simulate_study
 
-    from service_fixtures import REPO
-
-    import inference
-
-    if not hasattr(inference, "analyze_study"):
-        pytest.skip("inference.analyze_study is not written yet (a later task)")
-    source = REPO / "datasets" / "emley2023"
-    if not source.is_dir():
-        pytest.skip("datasets/emley2023 has not been generated yet")
-    shutil.copytree(source, live_server.settings.datasets_dir / "emley2023", dirs_exist_ok=True)
+    recipes = {
+        "dry": {"binder": "PTFE", "binder_wt_pct": 0.5, "process": "dry"},
+        "wet": {"binder": "NBR", "binder_wt_pct": 0.5, "process": "wet"},
+    }
+    settings = LabSettings(
+        temperatures_C=(30.0, 60.0), ion_cells_per_recipe=1, electron_cells_per_recipe=1
+    )
+    simulate_study(
+        recipes, live_server.settings.datasets_dir / "small", seed=3, settings=settings, name="small"
+    )
     with live_server.client("alice") as client:
-        job = client.submit_study(dataset="emley2023", method="lsq", seed=0)
+        job = client.submit_study(dataset="small", method="lsq", seed=0)
         assert job.wait(timeout=600, progress=False).status == "SUCCEEDED"
-        assert "posterior" in job.result().children
-        assert isinstance(job.summary(), dict)
+        tree = job.result()
+        assert set(tree["arrhenius"].children) == {"ionic", "electronic"}
+        summary = job.summary()
+        validate_summary(summary)
+        assert {(c["recipe"], c["kind"]) for c in summary["conductivity"]} == {
+            (r, k) for r in recipes for k in ("ionic", "electronic")
+        }
 
 
 def test_health_needs_no_token(live_server):

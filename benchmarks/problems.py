@@ -1,0 +1,241 @@
+"""Benchmark problems for the optimizer: test functions and the virtual lab's landscape.
+
+Every problem is to *maximise*. Single-objective problems give ``{"y": value}``; the two-objective
+one gives ``{"f1": …, "f2": …}``. ``evaluate`` returns None for a failed experiment (a film that
+did not form). ``optimum`` is the best value (or the best hypervolume); ``reference`` the median
+value of a uniformly random point (0 for hypervolume), so progress = (best − reference) /
+(optimum − reference) and "95 % of the optimum" means 95 % of that gap closed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+
+from optimizer.pareto import hypervolume, pareto_mask
+from optimizer.space import Space
+
+
+@dataclass
+class Problem:
+    """A benchmark problem: search space, objective(s) to maximise, known optimum."""
+
+    name: str
+    title: str
+    spec: dict
+    objectives: dict
+    evaluate: Callable[[dict], dict | None]
+    budget: int
+    optimum: float = math.nan
+    reference: float = math.nan
+    hv_reference: list = field(default_factory=list)
+
+    @property
+    def multi(self) -> bool:
+        return len(self.objectives) > 1
+
+    def score(self, values: list[dict | None]) -> np.ndarray:
+        """Best value (or hypervolume) so far after each evaluation; failures score nothing."""
+        out, best, points = [], -np.inf, []
+        for v in values:
+            if v is not None:
+                if self.multi:
+                    points.append([v[k] for k in self.objectives])
+                    best = hypervolume(np.array(points), self.hv_reference)
+                else:
+                    best = max(best, v["y"])
+            out.append(best)
+        return np.array(out)
+
+
+def branin(x1, x2):
+    """Branin–Hoo on x1 ∈ [−5, 10], x2 ∈ [0, 15]; global minimum 0.397887."""
+    b, c, t = 5.1 / (4 * math.pi**2), 5 / math.pi, 1 / (8 * math.pi)
+    return (x2 - b * x1**2 + c * x1 - 6) ** 2 + 10 * (1 - t) * np.cos(x1) + 10
+
+
+_H6_A = np.array(
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ]
+)
+_H6_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+
+
+def hartmann6(x):
+    """Hartmann-6 on [0, 1]^6 (to maximise); global maximum 3.32237."""
+    x = np.atleast_2d(x)
+    inner = ((x[:, None, :] - _H6_P[None]) ** 2 * _H6_A[None]).sum(axis=2)
+    return (_H6_ALPHA * np.exp(-inner)).sum(axis=1)
+
+
+_MIXED_OFFSET = {"a": 0.0, "b": -0.3, "c": -0.15}
+
+
+def mixed(p: dict) -> float:
+    """Branin on two unit reals (mirrored for choice b) plus an integer term; maximise."""
+    u = p["x1"] if p["cat"] != "b" else 1.0 - p["x1"]
+    value = -branin(15 * u - 5, 15 * p["x2"]) / 50
+    return float(value - 0.05 * (p["k"] - 7) ** 2 / 9 + _MIXED_OFFSET[p["cat"]])
+
+
+def branin_currin(x1: float, x2: float) -> tuple[float, float]:
+    """BraninCurrin (two objectives to minimise on [0, 1]², as in BoTorch's test problems)."""
+    f1 = float(branin(15 * x1 - 5, 15 * x2))
+    x1 = max(x1, 1e-12)
+    f2 = (
+        (1 - math.exp(-1 / (2 * x1)))
+        * (2300 * x1**3 + 1900 * x1**2 + 2092 * x1 + 60)
+        / (100 * x1**3 + 500 * x1**2 + 4 * x1 + 20)
+    )
+    return f1, float(f2)
+
+
+def _median_random(evaluate, spec, n=20_000) -> float:
+    space = Space.from_spec(spec)
+    rng = np.random.default_rng(12345)
+    values = []
+    for _ in range(n):
+        z = rng.random(space.n_cont)
+        cat = np.array([rng.integers(len(p.choices)) for p in space.categorical], int)
+        v = evaluate(space.from_parts(space.round_unit(z), cat))
+        if v is not None:
+            values.append(v["y"])
+    return float(np.median(values))
+
+
+LAB_SPEC = {
+    "binder_wt_pct": {"type": "real", "low": 0, "high": 3},
+    "process": {"type": "categorical", "choices": ["dry", "wet"]},
+    "press_MPa": {"type": "integer", "low": 100, "high": 500},
+}
+_LAB_BINDER = {"dry": "PTFE", "wet": "NBR"}  # the binder each process can use
+
+
+def lab_recipe(p: dict) -> dict:
+    """The virtual lab's recipe for benchmark parameters (the process fixes the binder)."""
+    return {**p, "binder": _LAB_BINDER[p["process"]]}
+
+
+def lab_sigma_ion(p: dict) -> dict | None:
+    """True log10 σ_ion (S/cm, 30 °C) of the virtual lab, or None when the film does not form."""
+    from optimizer.virtual_lab import is_feasible, true_log10_sigma
+
+    recipe = lab_recipe(p)
+    if not is_feasible(recipe)[0]:
+        return None
+    return {"y": true_log10_sigma(recipe)["sigma_ion"]}
+
+
+@cache
+def problems() -> dict[str, Problem]:
+    """All benchmark problems with optimum and random-median reference computed once."""
+    out: dict[str, Problem] = {}
+
+    spec = {
+        "x1": {"type": "real", "low": -5, "high": 10},
+        "x2": {"type": "real", "low": 0, "high": 15},
+    }
+    ev = lambda p: {"y": -float(branin(p["x1"], p["x2"]))}  # noqa: E731
+    out["branin"] = Problem(
+        "branin",
+        "Branin (2 reals)",
+        spec,
+        {"y": "maximize"},
+        ev,
+        40,
+        optimum=-0.397887,
+        reference=_median_random(ev, spec),
+    )
+
+    spec = {f"x{i}": {"type": "real", "low": 0, "high": 1} for i in range(1, 7)}
+    ev = lambda p: {"y": float(hartmann6([p[f"x{i}"] for i in range(1, 7)])[0])}  # noqa: E731
+    out["hartmann6"] = Problem(
+        "hartmann6",
+        "Hartmann-6 (6 reals)",
+        spec,
+        {"y": "maximize"},
+        ev,
+        60,
+        optimum=3.32237,
+        reference=_median_random(ev, spec),
+    )
+
+    spec = {
+        "x1": {"type": "real", "low": 0, "high": 1},
+        "x2": {"type": "real", "low": 0, "high": 1},
+        "k": {"type": "integer", "low": 0, "high": 10},
+        "cat": {"type": "categorical", "choices": ["a", "b", "c"]},
+    }
+    ev = lambda p: {"y": mixed(p)}  # noqa: E731
+    out["mixed"] = Problem(
+        "mixed",
+        "Mixed Branin (2 reals, integer, 3-way categorical)",
+        spec,
+        {"y": "maximize"},
+        ev,
+        50,
+        optimum=-0.397887 / 50,
+        reference=_median_random(ev, spec),
+    )
+
+    grid_w = np.linspace(0, 3, 3001)
+    best = max(
+        v["y"]
+        for proc in ("dry", "wet")
+        for w in grid_w
+        if (v := lab_sigma_ion({"binder_wt_pct": float(w), "process": proc, "press_MPa": 500}))
+    )
+    out["lab"] = Problem(
+        "lab",
+        "Virtual lab log10 σ_ion (binder wt%, process, pressure; films below the binder "
+        "threshold fail)",
+        LAB_SPEC,
+        {"y": "maximize"},
+        lab_sigma_ion,
+        40,
+        optimum=best,
+        reference=_median_random(lab_sigma_ion, LAB_SPEC, n=4000),
+    )
+
+    spec = {
+        "x1": {"type": "real", "low": 0, "high": 1},
+        "x2": {"type": "real", "low": 0, "high": 1},
+    }
+
+    def ev_bc(p):
+        f1, f2 = branin_currin(p["x1"], p["x2"])
+        return {"f1": -f1, "f2": -f2}
+
+    g = np.linspace(0, 1, 301)
+    Y = np.array([[-v for v in branin_currin(a, b)] for a in g for b in g])
+    Y = Y[np.argsort(-Y[:, 0])]
+    Y = Y[Y[:, 1] > np.maximum.accumulate(np.concatenate([[-np.inf], Y[:-1, 1]]))]  # 2-D front
+    ref = [-18.0, -6.0]
+    out["branin_currin"] = Problem(
+        "branin_currin",
+        "BraninCurrin, two objectives (hypervolume, reference (18, 6))",
+        spec,
+        {"f1": "maximize", "f2": "maximize"},
+        ev_bc,
+        50,
+        optimum=hypervolume(Y[pareto_mask(Y)], ref),
+        reference=0.0,
+        hv_reference=ref,
+    )
+    return out

@@ -1,0 +1,205 @@
+"""PyMC model of one impedance spectrum for an equivalent circuit.
+
+The model, top to bottom (internal variables as in :mod:`inference.priors`)::
+
+    log R_k ~ Normal            resistances and other positive parameters, log scale
+    log τ_k ~ Normal            one per arc, in its own part of the time window
+    z_α     ~ Normal            α = 0.5 + 0.5·sigmoid(z_α)
+    Q_k     = τ_k^α / R_k       (C_k = τ_k / R_k for R‖C; R = R₁ + R₂ for a TLM)
+    σ_rel   ~ HalfNormal(0.05)
+    Re Z_i  ~ Normal(Re Z(θ; f_i), σ_rel·|Z_i|)     (Student-t with ν = 4 on request)
+    Im Z_i  ~ Normal(Im Z(θ; f_i), σ_rel·|Z_i|)
+
+The noise scale uses the *measured* |Z_i|, so the weights do not move with the parameters.
+
+R‖CPE and R‖C arcs are evaluated in their closed form in (R, τ, α),
+``Z = R / (1 + (jωτ)^α)`` with ``(jωτ)^α = e^{α(ln ω + ln τ)}·(cos απ/2 + j sin απ/2)``, and
+every other element through the circuit's own element functions. Same impedance as
+``Circuit.evaluate`` (tested), but the PyTensor → JAX gradient costs 1.1 µs instead of 8.4 µs on
+a 2-arc circuit with 69 points, which halves the time per spectrum.
+Everything that changes from spectrum to spectrum — frequencies, data, prior locations and
+scales — is a ``pm.Data`` container, so one compiled sampler serves every spectrum of the same
+length, circuit and prior structure (:func:`model_key`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inference.priors import Prior, alpha_from_logit, logit_from_alpha, q_element
+
+LIKELIHOODS = ("normal", "studentt")
+#: Degrees of freedom of the Student-t likelihood (heavy enough tails for a few outliers).
+STUDENT_T_NU = 4.0
+#: Floor for the relative noise of the starting point (a perfect lsq fit would give 0).
+MIN_SIGMA_REL = 1e-4
+
+
+def internal_name(circuit, param: str) -> str:
+    """Name of the internal variable that carries a circuit parameter."""
+    for arc in circuit.arcs:
+        if arc.q == param:
+            return f"log_tau_{q_element(param)}"
+    bounds = circuit.param_bounds[circuit.param_names.index(param)]
+    return f"logit_{param}" if tuple(bounds) == (0.0, 1.0) else f"log_{param}"
+
+
+def natural_params(circuit, internal: dict, xp=np) -> dict:
+    """Natural-unit circuit parameters (Ω, F, …) and arc time constants ``tau_<CPE>`` (s).
+
+    Parameters
+    ----------
+    circuit : parsed circuit.
+    internal : internal variable name → value (numpy arrays or PyTensor variables).
+    xp : array module of the values.
+    """
+    out = {}
+    for name in circuit.param_names:
+        key = internal_name(circuit, name)
+        if key.startswith("logit_"):
+            out[name] = alpha_from_logit(internal[key], xp)
+        elif not key.startswith("log_tau_"):
+            out[name] = xp.exp(internal[key])
+    for arc in circuit.arcs:
+        tau = xp.exp(internal[f"log_tau_{q_element(arc.q)}"])
+        r = out[arc.r]
+        if arc.kind == "TLM":
+            r = r + out[circuit.param_names[circuit.param_names.index(arc.r) + 1]]
+        out[arc.q] = tau / r if arc.alpha is None else tau ** out[arc.alpha] / r
+        out[f"tau_{q_element(arc.q)}"] = tau
+    return out
+
+
+def evaluate(circuit, natural: dict, internal: dict, frequency_Hz, xp=np):
+    """(Re Z, Im Z) in Ω with arcs in closed form (see module docstring).
+
+    Parameters
+    ----------
+    circuit : parsed circuit.
+    natural : natural-unit parameters (:func:`natural_params`).
+    internal : internal variables (for the arcs' ``log_tau_<CPE>``).
+    frequency_Hz : frequencies (Hz).
+    xp : array module.
+    """
+    from inference.circuits.complexmath import cadd, crecip
+    from inference.circuits.parser import ElementNode, Series
+
+    arcs = {arc.label: arc for arc in circuit.arcs if arc.kind in ("CPE", "C")}
+    omega = 2 * np.pi * frequency_Hz
+    log_omega = xp.log(omega)
+
+    def walk(node):
+        if isinstance(node, ElementNode):
+            values = [natural[n] for n in node.param_names]
+            return node.element.impedance(xp, values, omega)
+        arc = arcs.get(node.to_string())
+        if arc is not None:
+            alpha = natural[arc.alpha] if arc.alpha else 1.0
+            x = xp.exp(alpha * (log_omega + internal[f"log_tau_{q_element(arc.q)}"]))
+            xc, xs = x * xp.cos(alpha * np.pi / 2), x * xp.sin(alpha * np.pi / 2)
+            r_over = natural[arc.r] / ((1 + xc) ** 2 + xs**2)
+            return r_over * (1 + xc), -r_over * xs
+        parts = [walk(child) for child in node.children]
+        if isinstance(node, Series):
+            total = parts[0]
+            for part in parts[1:]:
+                total = cadd(total, part)
+            return total
+        admittance = crecip(parts[0])
+        for part in parts[1:]:
+            admittance = cadd(admittance, crecip(part))
+        return crecip(admittance)
+
+    re, im = walk(circuit.tree)
+    zero = 0 * omega
+    return re + zero, im + zero
+
+
+def internal_from_natural(circuit, params: dict) -> dict[str, float]:
+    """Inverse of :func:`natural_params` for one point (e.g. a least-squares solution)."""
+    out = {}
+    for name in circuit.param_names:
+        key = internal_name(circuit, name)
+        if key.startswith("logit_"):
+            out[key] = logit_from_alpha(params[name])
+        elif not key.startswith("log_tau_"):
+            out[key] = float(np.log(params[name]))
+    for arc in circuit.arcs:
+        out[f"log_tau_{q_element(arc.q)}"] = float(np.log(arc.tau_s(params)))
+    return out
+
+
+def model_key(circuit, n_points: int, priors: dict[str, Prior], likelihood: str) -> tuple:
+    """What a compiled sampler depends on: structure only, never the numbers."""
+    return (
+        "eis",
+        circuit.string,
+        int(n_points),
+        likelihood,
+        tuple((k, p.dist) for k, p in priors.items()),
+    )
+
+
+def build_model(circuit, n_points: int, priors: dict[str, Prior], likelihood: str = "normal"):
+    """The PyMC model of one spectrum (data are placeholders; see :func:`model_data`).
+
+    Parameters
+    ----------
+    circuit : parsed circuit.
+    n_points : number of frequencies.
+    priors : internal variable name → :class:`Prior`, in model order.
+    likelihood : ``"normal"`` or ``"studentt"``.
+    """
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    names = list(priors)
+    with pm.Model() as model:
+        frequency = pm.Data("frequency_Hz", np.ones(n_points))
+        z_real = pm.Data("z_real", np.ones(n_points))
+        z_imag = pm.Data("z_imag", np.ones(n_points))
+        mu = pm.Data("prior_mu", np.zeros(len(names)))
+        sigma = pm.Data("prior_sigma", np.ones(len(names)))
+        internal = {}
+        for i, name in enumerate(names):
+            if priors[name].dist == "halfnormal":
+                internal[name] = pm.HalfNormal(name, sigma=sigma[i])
+            else:
+                internal[name] = pm.Normal(name, mu=mu[i], sigma=sigma[i])
+        natural = natural_params(circuit, internal, pt)
+        for name, value in natural.items():
+            pm.Deterministic(name, value)
+        re, im = evaluate(circuit, natural, internal, frequency, xp=pt)
+        sd = internal["sigma_rel"] * pt.sqrt(z_real**2 + z_imag**2)
+        if likelihood == "studentt":
+            pm.StudentT("obs_real", nu=STUDENT_T_NU, mu=re, sigma=sd, observed=z_real)
+            pm.StudentT("obs_imag", nu=STUDENT_T_NU, mu=im, sigma=sd, observed=z_imag)
+        else:
+            pm.Normal("obs_real", mu=re, sigma=sd, observed=z_real)
+            pm.Normal("obs_imag", mu=im, sigma=sd, observed=z_imag)
+    return model
+
+
+def model_data(spectrum, priors: dict[str, Prior]) -> dict[str, np.ndarray]:
+    """The values of the model's ``pm.Data`` containers for one spectrum."""
+    return {
+        "frequency_Hz": np.asarray(spectrum["frequency"].values, dtype=float),
+        "z_real": np.asarray(spectrum["z_real"].values, dtype=float),
+        "z_imag": np.asarray(spectrum["z_imag"].values, dtype=float),
+        "prior_mu": np.array([p.mu for p in priors.values()]),
+        "prior_sigma": np.array([p.sigma for p in priors.values()]),
+    }
+
+
+def initial_point(circuit, params: dict, spectrum, priors: dict[str, Prior]) -> dict[str, float]:
+    """Starting values of the free variables from natural-unit parameters (a lsq fit).
+
+    ``sigma_rel`` starts at the rms relative residual of those parameters.
+    """
+    init = internal_from_natural(circuit, params)
+    f = spectrum["frequency"].values
+    z = spectrum["z_real"].values + 1j * spectrum["z_imag"].values
+    resid = (circuit.impedance(params, f) - z) / np.abs(z)
+    rms = float(np.sqrt(np.mean(resid.real**2 + resid.imag**2) / 2))
+    init["sigma_rel"] = max(rms, MIN_SIGMA_REL) if np.isfinite(rms) else 0.01
+    return {k: init[k] for k in priors}

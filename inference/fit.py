@@ -1,0 +1,622 @@
+"""Bayesian fit of impedance spectra to an equivalent circuit: ``fit_spectrum``, ``fit_spectra``.
+
+Each spectrum is first fitted by least squares (:func:`inference.lsq.fit_lsq`); NUTS then starts
+from that solution, the same point for every chain and without jitter (DESIGN.md § Inference).
+The sampler is compiled once per (circuit, number of points, chains, draws, tune, prior
+structure, likelihood) and kept in :mod:`inference.samplers`' cache, so a batch pays the compile
+once. Results are :class:`SpectrumFit` objects; ``method="lsq"`` gives the same object from the
+least-squares fit with Laplace draws (Gaussian on the fit's log/logit scale), labelled
+``method="lsq"`` in its attrs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from inference import eis_model
+from inference.circuits import parse_circuit
+from inference.conductivity import composite_resistance_name, conductivity_draws
+from inference.errors import InputError, ModelError
+from inference.priors import apply_overrides, default_priors, priors_to_json
+from inference.samplers import FitCancelled, ProgressFn, StopFn, get_sampler
+
+__all__ = ["FitCancelled", "SpectrumFit", "fit_spectra", "fit_spectrum"]
+
+METHODS = ("nuts", "lsq")
+#: Convergence thresholds that raise a warning on the result (issue 4: r̂ ≤ 1.01, ESS ≥ 400).
+RHAT_MAX = 1.01
+ESS_MIN = 400
+#: Posterior-predictive draws kept for fit bands (thinned evenly over chains and draws).
+N_PREDICTIVE = 200
+
+
+@dataclass
+class SpectrumFit:
+    """A fitted spectrum.
+
+    Attributes
+    ----------
+    circuit : normalised circuit string.
+    method : ``"nuts"`` or ``"lsq"`` (Laplace draws around the least-squares fit).
+    posterior : Dataset over (chain, draw): one variable per circuit parameter in natural
+        units under its impedance.py name (``R1`` Ω, ``CPE1_0`` Ω⁻¹ s^α, ``CPE1_1``), the arc
+        time constants ``tau_<CPE>`` (s), ``sigma_rel`` and the internal variables
+        (``log_R1``, ``log_tau_CPE1``, ``logit_CPE1_1``).
+    sample_stats : ``diverging``, ``n_steps``, ``acceptance_rate``, ``step_size``.
+    posterior_predictive : ``z_real``, ``z_imag`` (Ω) over (chain, draw, frequency), thinned.
+    observed : the spectrum.
+    lsq : the least-squares fit the sampler started from (:class:`~inference.lsq.LsqResult`).
+    kk : Kramers–Kronig check (:class:`~inference.kramers_kronig.KKResult`); flagged, not dropped.
+    priors : internal variable → :class:`~inference.priors.Prior`.
+    diagnostics : ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``.
+    warnings : one line per problem (convergence, KK failure, poor least-squares fit).
+    attrs : provenance (input hash, circuit, priors, sampler, seed, versions, timings).
+    """
+
+    circuit: str
+    method: str
+    posterior: xr.Dataset
+    sample_stats: xr.Dataset
+    posterior_predictive: xr.Dataset
+    observed: xr.Dataset
+    lsq: object
+    kk: object
+    priors: dict
+    diagnostics: dict
+    warnings: list[str] = field(default_factory=list)
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def param_names(self) -> list[str]:
+        return parse_circuit(self.circuit).param_names
+
+    def summary(self, prob: float = 0.9) -> pd.DataFrame:
+        """Per parameter: median, equal-tailed ``prob`` interval, mean, sd, r̂, ESS bulk/tail.
+
+        Parameters in natural units plus ``sigma_rel``; r̂ and ESS from ArviZ.
+        """
+        import arviz as az
+
+        names = [*self.param_names, "sigma_rel"]
+        lo, hi = (1 - prob) / 2, 1 - (1 - prob) / 2
+        rows = {}
+        post = self.posterior
+        stats = (
+            az.summary(self.to_datatree(), var_names=names, kind="diagnostics", round_to="none")
+            if self.method == "nuts"
+            else None
+        )
+        for n in names:
+            x = post[n].values.ravel()
+            row = {
+                "median": np.median(x),
+                f"q{lo * 100:g}": np.quantile(x, lo),
+                f"q{hi * 100:g}": np.quantile(x, hi),
+                "mean": x.mean(),
+                "sd": x.std(ddof=1),
+                "unit": post[n].attrs.get("units", ""),
+            }
+            if stats is not None:
+                row.update({k: float(stats.loc[n, k]) for k in ("r_hat", "ess_bulk", "ess_tail")})
+            rows[n] = row
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    def to_datatree(self) -> xr.DataTree:
+        """ArviZ-style DataTree: posterior, sample_stats, posterior_predictive, observed_data."""
+        obs = self.observed[["z_real", "z_imag"]].reset_coords(drop=True)
+        groups = {
+            "posterior": self.posterior,
+            "sample_stats": self.sample_stats,
+            "posterior_predictive": self.posterior_predictive,
+            "observed_data": obs,
+        }
+        if self.kk is not None:
+            groups["kramers_kronig"] = self.kk.to_dataset()
+        tree = xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
+        tree.attrs = _netcdf_safe(self.attrs)
+        return tree
+
+    def to_netcdf(self, path) -> Path:
+        """Write :meth:`to_datatree` to ``path`` atomically (temp file + rename); returns path."""
+        return _write_atomic(self.to_datatree(), path)
+
+    def plot(self, path=None, n_pairs: int = 2):
+        """Nyquist, Bode |Z| and phase with data, median and 90 % band; KK residuals; pairs.
+
+        Returns the matplotlib figure; saves it when ``path`` is given.
+        """
+        from inference.plots import plot_spectrum_fit
+
+        return plot_spectrum_fit(self, path=path, n_pairs=n_pairs)
+
+    def conductivity(
+        self,
+        thickness_cm: float | None = None,
+        area_cm2: float | None = None,
+        *,
+        thickness_sd_cm: float | None = None,
+        area_sd_cm2: float | None = None,
+        cell_type: str = "ion",
+        resistance: str | None = None,
+        seed: int = 0,
+    ) -> xr.DataArray:
+        """σ = L/(R·A) draws (S/cm) over (chain, draw) from the composite resistance.
+
+        Geometry defaults to the spectrum's attrs ``thickness_cm``, ``area_cm2``,
+        ``thickness_sd_cm``, ``area_sd_cm2``. ``resistance`` overrides which parameter is used
+        (default: the last arc's R, see :mod:`inference.conductivity`).
+        """
+        c = parse_circuit(self.circuit)
+        name = composite_resistance_name(c, cell_type, resistance)
+        geo = _geometry(self.observed.attrs, thickness_cm, area_cm2, thickness_sd_cm, area_sd_cm2)
+        r = self.posterior[name]
+        sigma = conductivity_draws(r.values, seed=seed, **geo)
+        return xr.DataArray(
+            sigma,
+            dims=r.dims,
+            coords=r.coords,
+            name="sigma_S_per_cm",
+            attrs={"units": "S/cm", "resistance": name, **geo},
+        )
+
+
+def fit_spectrum(
+    spectrum,
+    circuit,
+    method: str = "nuts",
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    seed: int = 0,
+    sampler: str = "blackjax",
+    priors: dict | None = None,
+    likelihood: str = "normal",
+    lsq=None,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> SpectrumFit:
+    """Fit one spectrum.
+
+    Parameters
+    ----------
+    spectrum : spectrum Dataset (:func:`inference.spectrum.make_spectrum`).
+    circuit : impedance.py circuit string or parsed circuit.
+    method : ``"nuts"`` (default) or ``"lsq"`` (least squares with Laplace draws).
+    draws, tune, chains : NUTS settings per chain.
+    seed : random seed (the same seed gives the same draws).
+    sampler : ``"blackjax"`` (default), ``"pymc"`` or ``"nutpie"``.
+    priors : overrides of the default priors, ``{"log_R1": {"mu": 4.6, "sigma": 1.0}}``;
+        keys are the internal variables listed in :mod:`inference.priors`.
+    likelihood : ``"normal"`` or ``"studentt"`` (ν = 4, for outliers).
+    lsq : a least-squares fit to start from (computed when omitted).
+    progress : called with ``{"phase", "done", "total", "divergences"}`` events.
+    should_stop : polled between sampling chunks; returning True raises :class:`FitCancelled`.
+
+    Raises
+    ------
+    InputError
+        Bad circuit string (``CircuitError``), bad spectrum (NaN, < 5 points), bad options.
+    ModelError
+        The spectrum cannot be fitted by this circuit at all (e.g. no capacitive part).
+    FitCancelled
+        ``should_stop`` returned True; nothing is returned.
+    """
+    return fit_spectra(
+        [spectrum],
+        circuit,
+        method,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        sampler=sampler,
+        priors=priors,
+        likelihood=likelihood,
+        lsq=[lsq] if lsq is not None else None,
+        progress=progress,
+        should_stop=should_stop,
+    )[0]
+
+
+def fit_spectra(
+    spectra,
+    circuit,
+    method: str = "nuts",
+    *,
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 2,
+    seed: int = 0,
+    sampler: str = "blackjax",
+    priors: dict | None = None,
+    likelihood: str = "normal",
+    lsq: list | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+) -> list[SpectrumFit]:
+    """Fit several spectra with one circuit; the sampler is compiled once per spectrum length.
+
+    Same parameters as :func:`fit_spectrum` (``lsq`` a list, one per spectrum); spectrum ``i``
+    uses seed ``seed + i``. Progress events carry ``spectrum`` (0-based) and ``n_spectra``.
+    """
+    from inference.lsq import fit_lsq
+
+    c = parse_circuit(circuit)
+    spectra = list(spectra)
+    _check_options(method, likelihood, draws, tune, chains)
+    if lsq is not None and len(lsq) != len(spectra):
+        raise InputError(f"lsq: {len(lsq)} fits for {len(spectra)} spectra")
+    results = []
+    for i, spectrum in enumerate(spectra):
+
+        def tagged(event, i=i):
+            if progress is not None:
+                progress({**event, "spectrum": i, "n_spectra": len(spectra)})
+
+        start = lsq[i] if lsq is not None else fit_lsq(spectrum, c)
+        if method == "lsq":
+            results.append(_laplace_fit(spectrum, c, start, draws, chains, seed + i))
+        else:
+            results.append(
+                _nuts_fit(
+                    spectrum,
+                    c,
+                    start,
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    seed=seed + i,
+                    sampler=sampler,
+                    overrides=priors,
+                    likelihood=likelihood,
+                    progress=tagged,
+                    should_stop=should_stop,
+                )
+            )
+    return results
+
+
+def _check_options(method, likelihood, draws, tune, chains):
+    if method not in METHODS:
+        raise InputError(f"method {method!r}; expected one of {', '.join(METHODS)}")
+    if likelihood not in eis_model.LIKELIHOODS:
+        raise InputError(
+            f"likelihood {likelihood!r}; expected one of {', '.join(eis_model.LIKELIHOODS)}"
+        )
+    for name, value, low in (("draws", draws, 10), ("tune", tune, 10), ("chains", chains, 1)):
+        if not isinstance(value, int | np.integer) or value < low:
+            raise InputError(f"{name}={value!r}; expected an integer >= {low}")
+
+
+def _nuts_fit(
+    spectrum,
+    c,
+    start,
+    *,
+    draws,
+    tune,
+    chains,
+    seed,
+    sampler,
+    overrides,
+    likelihood,
+    progress,
+    should_stop,
+) -> SpectrumFit:
+    f = spectrum["frequency"].values
+    priors = apply_overrides(
+        default_priors(c, f, spectrum["z_real"].values, spectrum["z_imag"].values), overrides
+    )
+    init = eis_model.initial_point(c, start.params, spectrum, priors)
+    if not all(np.isfinite(v) for v in init.values()):
+        raise ModelError(f"{_source(spectrum)}: the least-squares start is not finite ({init})")
+    key = eis_model.model_key(c, f.size, priors, likelihood)
+    smp = get_sampler(
+        key,
+        lambda: eis_model.build_model(c, f.size, priors, likelihood),
+        sampler=sampler,
+        chains=chains,
+        tune=tune,
+        draws=draws,
+    )
+    out = smp.run(
+        eis_model.model_data(spectrum, priors),
+        init,
+        draws=draws,
+        seed=seed,
+        progress=progress,
+        should_stop=should_stop,
+    )
+    if progress is not None:
+        progress(
+            {
+                "phase": "writing",
+                "done": draws,
+                "total": draws,
+                "divergences": int(out.sample_stats["diverging"].sum()),
+            }
+        )
+    keep = [*priors, *eis_model.natural_params(c, {k: 0.0 for k in priors}).keys()]
+    posterior = _posterior_dataset(c, {k: out.posterior[k] for k in keep})
+    stats = xr.Dataset({k: (("chain", "draw"), v) for k, v in out.sample_stats.items()})
+    fit = SpectrumFit(
+        circuit=c.string,
+        method="nuts",
+        posterior=posterior,
+        sample_stats=stats,
+        posterior_predictive=_predictive(c, posterior, spectrum, seed),
+        observed=spectrum,
+        lsq=start,
+        kk=start.kk,
+        priors=priors,
+        diagnostics={},
+    )
+    fit.diagnostics = _diagnostics(fit)
+    fit.warnings = _warnings(fit)
+    fit.attrs = _provenance(
+        fit,
+        spectrum,
+        sampler=out.sampler,
+        seed=seed,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        likelihood=likelihood,
+        timings=out.timings_s,
+    )
+    return fit
+
+
+def _laplace_fit(spectrum, c, start, draws, chains, seed) -> SpectrumFit:
+    """Draws from N(lsq log/logit parameters, lsq covariance), mapped to natural units."""
+    from scipy.special import expit
+
+    rng = np.random.default_rng(seed)
+    cov = np.asarray(start.cov_log, dtype=float)
+    if not np.all(np.isfinite(cov)):
+        raise ModelError(f"{_source(spectrum)}: the least-squares covariance is not finite")
+    x = rng.multivariate_normal(
+        np.asarray(start.log_params), cov, size=(chains, draws), method="eigh"
+    )
+    exponent = np.array([b == (0.0, 1.0) for b in map(tuple, c.param_bounds)])
+    natural = np.where(exponent, expit(x), np.exp(x))
+    values = {n: natural[..., i] for i, n in enumerate(c.param_names)}
+    values["sigma_rel"] = np.full((chains, draws), start.rms_rel)
+    for arc in c.arcs:
+        alpha = values[arc.alpha] if arc.alpha else 1.0
+        r = values[arc.r]
+        if arc.kind == "TLM":
+            r = r + values[c.param_names[c.param_names.index(arc.r) + 1]]
+        values[f"tau_{arc.q.rsplit('_', 1)[0]}"] = (r * values[arc.q]) ** (1 / alpha)
+    posterior = _posterior_dataset(c, values)
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))})
+    fit = SpectrumFit(
+        circuit=c.string,
+        method="lsq",
+        posterior=posterior,
+        sample_stats=stats,
+        posterior_predictive=_predictive(c, posterior, spectrum, seed),
+        observed=spectrum,
+        lsq=start,
+        kk=start.kk,
+        priors={},
+        diagnostics={
+            "max_rhat": float("nan"),
+            "min_ess_bulk": float("nan"),
+            "min_ess_tail": float("nan"),
+            "divergences": 0,
+        },
+    )
+    fit.warnings = _warnings(fit)
+    fit.attrs = _provenance(
+        fit,
+        spectrum,
+        sampler="laplace",
+        seed=seed,
+        draws=draws,
+        tune=0,
+        chains=chains,
+        likelihood="normal",
+        timings={},
+    )
+    return fit
+
+
+def _posterior_dataset(c, values: dict) -> xr.Dataset:
+    units = dict(zip(c.param_names, c.param_units, strict=True))
+    data = {}
+    for name, v in values.items():
+        unit = units.get(name, "s" if name.startswith("tau_") else "1")
+        data[name] = (("chain", "draw"), np.asarray(v, dtype=float), {"units": unit or "1"})
+    chains, draws = next(iter(data.values()))[1].shape
+    return xr.Dataset(data, coords={"chain": np.arange(chains), "draw": np.arange(draws)})
+
+
+def _predictive(c, posterior: xr.Dataset, spectrum, seed: int) -> xr.Dataset:
+    """Thinned posterior-predictive draws of Re and Im Z at the measured frequencies."""
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    per_chain = min(draws, -(-N_PREDICTIVE // chains))
+    idx = np.unique(np.linspace(0, draws - 1, per_chain).astype(int))
+    sub = posterior.isel(draw=idx)
+    f = spectrum["frequency"].values
+    params = {n: sub[n].values[..., None] for n in c.param_names}
+    with np.errstate(all="ignore"):
+        re, im = c.evaluate(params, f)
+    modulus = np.hypot(spectrum["z_real"].values, spectrum["z_imag"].values)
+    rng = np.random.default_rng(seed + 1)
+    sd = sub["sigma_rel"].values[..., None] * modulus
+    dims = ("chain", "draw", "frequency")
+    return xr.Dataset(
+        {
+            "z_real": (dims, re + sd * rng.standard_normal(re.shape), {"units": "Ohm"}),
+            "z_imag": (dims, im + sd * rng.standard_normal(im.shape), {"units": "Ohm"}),
+            "mu_real": (dims, np.asarray(re + 0 * sd), {"units": "Ohm"}),
+            "mu_imag": (dims, np.asarray(im + 0 * sd), {"units": "Ohm"}),
+        },
+        coords={"chain": sub["chain"].values, "draw": sub["draw"].values, "frequency": f},
+    )
+
+
+def _diagnostics(fit: SpectrumFit) -> dict:
+    import arviz as az
+
+    tree = xr.DataTree.from_dict({"/posterior": fit.posterior})
+    # The reported quantities (rank-based r̂ and ESS are the same for monotone transforms, so
+    # the log-scale internals add nothing but time).
+    reported = [*_circuit_names(fit), "sigma_rel", "R_ohm", "V0_V"]
+    names = [n for n in reported if n in fit.posterior.data_vars]
+    rhat = az.rhat(tree, var_names=names)
+    bulk = az.ess(tree, var_names=names, method="bulk")
+    tail = az.ess(tree, var_names=names, method="tail")
+
+    def extreme(t, fn):
+        vals = [float(t[n].values) for n in names]
+        vals = [v for v in vals if np.isfinite(v)]
+        return float(fn(vals)) if vals else float("nan")
+
+    return {
+        "max_rhat": extreme(rhat["posterior"] if "posterior" in rhat.children else rhat, max),
+        "min_ess_bulk": extreme(bulk["posterior"] if "posterior" in bulk.children else bulk, min),
+        "min_ess_tail": extreme(tail["posterior"] if "posterior" in tail.children else tail, min),
+        "divergences": int(fit.sample_stats["diverging"].sum()),
+    }
+
+
+def _circuit_names(fit) -> list[str]:
+    return parse_circuit(fit.circuit).param_names if hasattr(fit, "circuit") else []
+
+
+def _warnings(fit: SpectrumFit) -> list[str]:
+    out = []
+    d = fit.diagnostics
+    if fit.method == "nuts":
+        if not d["max_rhat"] <= RHAT_MAX:
+            out.append(f"r_hat {d['max_rhat']:.3f} > {RHAT_MAX}: chains disagree")
+        if not d["min_ess_bulk"] >= ESS_MIN:
+            out.append(f"ess_bulk {d['min_ess_bulk']:.0f} < {ESS_MIN}")
+        if not d["min_ess_tail"] >= ESS_MIN:
+            out.append(f"ess_tail {d['min_ess_tail']:.0f} < {ESS_MIN}")
+        if d["divergences"]:
+            out.append(f"{d['divergences']} divergent transitions")
+    else:
+        out.append("method=lsq: Laplace approximation around the least-squares fit, not NUTS")
+    if fit.kk is not None and not fit.kk.passed:
+        out.append(
+            f"Kramers-Kronig check failed (max residual {fit.kk.max_residual:.3g} > "
+            f"{fit.kk.threshold:g}): the spectrum may be non-stationary"
+        )
+    if not fit.lsq.success:
+        out.append(f"least-squares start: {fit.lsq.message}")
+    return out
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {}
+    for pkg in ("sigmalab", "pymc", "pytensor", "arviz", "jax", "blackjax", "numpy", "xarray"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def input_hash(dataset: xr.Dataset) -> str:
+    """sha256 of the source file when it exists, else of the data arrays."""
+    source = dataset.attrs.get("source_file", "")
+    if source and Path(source).is_file():
+        return "file:sha256:" + hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    for name in sorted(dataset.variables):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(dataset[name].values).tobytes())
+    return "data:sha256:" + h.hexdigest()
+
+
+def _provenance(fit, spectrum, *, sampler, seed, draws, tune, chains, likelihood, timings):
+    attrs = {
+        "method": fit.method,
+        "circuit": fit.circuit,
+        "source_file": spectrum.attrs.get("source_file", ""),
+        "input_hash": input_hash(spectrum),
+        "priors": priors_to_json(fit.priors),
+        "sampler": sampler,
+        "seed": int(seed),
+        "draws": int(draws),
+        "tune": int(tune),
+        "chains": int(chains),
+        "likelihood": likelihood,
+        "versions": json.dumps(_versions()),
+        "diagnostics": json.dumps(fit.diagnostics),
+        "warnings": json.dumps(fit.warnings),
+        "timings_s": json.dumps(timings),
+        **fit.lsq.summary(),
+    }
+    for key in (
+        "cell_id",
+        "temperature_K",
+        "thickness_cm",
+        "area_cm2",
+        "thickness_sd_cm",
+        "area_sd_cm2",
+        "cell_type",
+    ):
+        if key in spectrum.attrs:
+            attrs[key] = spectrum.attrs[key]
+    return attrs
+
+
+def _netcdf_safe(attrs: dict) -> dict:
+    out = {}
+    for k, v in attrs.items():
+        if isinstance(v, bool | np.bool_):
+            out[k] = int(v)
+        elif isinstance(v, str | int | float | np.integer | np.floating):
+            out[k] = v
+        else:
+            out[k] = json.dumps(v, default=str)
+    return out
+
+
+def _write_atomic(tree: xr.DataTree, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".nc.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        tree.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _geometry(attrs, thickness_cm, area_cm2, thickness_sd_cm, area_sd_cm2) -> dict:
+    geo = {
+        "thickness_cm": thickness_cm if thickness_cm is not None else attrs.get("thickness_cm"),
+        "area_cm2": area_cm2 if area_cm2 is not None else attrs.get("area_cm2"),
+        "thickness_sd_cm": thickness_sd_cm
+        if thickness_sd_cm is not None
+        else attrs.get("thickness_sd_cm", 0.0),
+        "area_sd_cm2": area_sd_cm2 if area_sd_cm2 is not None else attrs.get("area_sd_cm2", 0.0),
+    }
+    missing = [k for k in ("thickness_cm", "area_cm2") if geo[k] is None]
+    if missing:
+        raise InputError(f"conductivity needs {' and '.join(missing)} (argument or data attrs)")
+    return {k: float(v) for k, v in geo.items()}
+
+
+def _source(spectrum) -> str:
+    return str(spectrum.attrs.get("source_file", "<spectrum>"))

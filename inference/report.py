@@ -1,0 +1,676 @@
+"""Self-contained HTML report of a study analysis (:class:`inference.analysis.StudyResult`).
+
+One file that opens offline: figures are matplotlib PNGs inlined as base64, styles are inline,
+nothing is fetched from a network. Sections: headline (σ at the requested temperature vs the
+paper), σ/Ea table, recipe comparisons, Arrhenius plots, Nyquist fits per recipe, rate-capability
+prediction, diagnostics per record (failures and Kramers–Kronig flags highlighted), provenance.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+
+import numpy as np
+
+from inference import arrhenius as arr
+
+ZERO_C_K = 273.15
+#: Colour per recipe, in recipe order (colour-blind-safe Okabe–Ito palette).
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+KIND_LABEL = {"ionic": "ionic σ_ion", "electronic": "electronic σ_el"}
+#: Nyquist panels per recipe: temperatures of one representative cell, lowest to highest.
+NYQUIST_COLUMNS = 3
+
+CSS = """
+body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;
+       color: #1d2330; margin: 0; background: #f5f6f8; line-height: 1.45; }
+main { max-width: 1180px; margin: 0 auto; padding: 24px 32px 64px; background: #fff; }
+h1 { font-size: 1.8em; margin: 0.2em 0 0.1em; }
+h2 { font-size: 1.3em; margin-top: 2.2em; border-bottom: 2px solid #e3e6eb; padding-bottom: 4px; }
+h3 { font-size: 1.05em; margin: 1.4em 0 0.4em; }
+.sub { color: #5b6475; margin: 0 0 1em; }
+.note { color: #5b6475; font-size: 0.92em; }
+.pill { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 0.85em;
+        font-weight: 600; }
+.ok { background: #e3f4e8; color: #1b6b34; }
+.warn { background: #fff2d6; color: #8a5a00; }
+.bad { background: #fde2e1; color: #a1211b; }
+table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.93em; }
+th, td { padding: 5px 10px; border-bottom: 1px solid #e6e8ec; text-align: right; }
+th { background: #f0f2f5; font-weight: 600; }
+td.l, th.l { text-align: left; }
+tr.failed td { background: #fdecea; }
+tr.flagged td { background: #fff8e6; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 1em 0; }
+.card { border: 1px solid #e3e6eb; border-radius: 8px; padding: 10px 14px; min-width: 200px; }
+.card .v { font-size: 1.35em; font-weight: 600; }
+.card .k { color: #5b6475; font-size: 0.85em; }
+figure { margin: 0.8em 0 1.2em; }
+figure img { max-width: 100%; border: 1px solid #eceef2; border-radius: 6px; }
+figcaption { color: #5b6475; font-size: 0.9em; margin-top: 4px; }
+code, pre { font-family: "SFMono-Regular", Menlo, Consolas, monospace; font-size: 0.9em; }
+pre { background: #f3f4f7; padding: 10px 12px; border-radius: 6px; white-space: pre-wrap; }
+.banner { border-radius: 8px; padding: 10px 14px; margin: 1em 0; }
+.banner.bad { background: #fde2e1; color: #7d1a15; }
+td { white-space: nowrap; }
+td:last-child { white-space: normal; }
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# formatting
+# --------------------------------------------------------------------------------------------
+
+
+def _e(text) -> str:
+    return html.escape(str(text))
+
+
+def _sci(x: float, digits: int = 2) -> str:
+    """1.23×10⁻⁴ style for the tables."""
+    if x is None or not math.isfinite(x):
+        return "–"
+    exp = math.floor(math.log10(abs(x))) if x else 0
+    mant = x / 10**exp
+    return f"{mant:.{digits}f}×10<sup>{exp}</sup>"
+
+
+def _num(x, fmt: str = ".3f") -> str:
+    try:
+        return format(float(x), fmt) if math.isfinite(float(x)) else "–"
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _table(header: list[str], rows: list[list[str]], left: int = 1, classes=None) -> str:
+    head = "".join(
+        f'<th class="l">{h}</th>' if i < left else f"<th>{h}</th>" for i, h in enumerate(header)
+    )
+    body = []
+    for r, row in enumerate(rows):
+        cls = f' class="{classes[r]}"' if classes and classes[r] else ""
+        cells = "".join(
+            f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>" for i, c in enumerate(row)
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _png(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(src: str, caption: str) -> str:
+    return (
+        f'<figure><img src="{src}" alt="{_e(caption)}"><figcaption>{caption}</figcaption></figure>'
+    )
+
+
+def _colors(result) -> dict[str, str]:
+    recipes = list(dict.fromkeys(result.records["recipe"].tolist()))
+    return {r: PALETTE[i % len(PALETTE)] for i, r in enumerate(recipes)}
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "cairo"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update(
+        {
+            "font.size": 10,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.25,
+        }
+    )
+    return plt
+
+
+# --------------------------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------------------------
+
+
+def headline_figure(result, temperature_C: float) -> str:
+    """σ at ``temperature_C`` per recipe: posterior median and 90 % interval, paper values."""
+    plt = _plt()
+    kinds = result.kinds
+    colors = _colors(result)
+    fig, axes = plt.subplots(
+        1,
+        len(kinds),
+        figsize=(5.6 * len(kinds), 0.6 + 0.55 * 4),
+        layout="constrained",
+        squeeze=False,
+    )
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        table = result.conductivity_table(temperature_C)
+        table = table[table["kind"] == kind].reset_index(drop=True)
+        draws = result.log10_sigma_draws(kind, temperature_C)
+        for i, row in table.iterrows():
+            y = len(table) - 1 - i
+            d = 10.0 ** draws.sel(recipe=row["recipe"]).values.ravel()
+            parts = ax.violinplot(d, positions=[y], vert=False, widths=0.7, showextrema=False)
+            for body in parts["bodies"]:
+                body.set_facecolor(colors[row["recipe"]])
+                body.set_alpha(0.35)
+            ax.hlines(
+                y,
+                row["ci90_lo_S_per_cm"],
+                row["ci90_hi_S_per_cm"],
+                color=colors[row["recipe"]],
+                lw=3,
+            )
+            ax.plot(row["median_S_per_cm"], y, "o", color=colors[row["recipe"]], ms=7)
+            paper = result.paper.get("sigma", {}).get((row["recipe"], kind, float(temperature_C)))
+            if paper:
+                ax.plot(
+                    paper,
+                    y,
+                    marker="*",
+                    color="#222",
+                    ms=13,
+                    ls="none",
+                    label="paper" if i == 0 else None,
+                )
+        ax.set_yticks(range(len(table)), list(table["recipe"])[::-1])
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        ax.set_xlabel(f"{KIND_LABEL[kind]} at {temperature_C:g} °C (S/cm)")
+        ax.set_ylim(-0.6, len(table) - 0.4)
+        if result.paper.get("sigma"):
+            ax.legend(loc="best", frameon=False)
+    return _png(fig)
+
+
+def arrhenius_figure(result, kind: str) -> str:
+    """log10 σ vs 1000/T: stage-1 points (±1 sd), posterior median and 90 % band per recipe."""
+    plt = _plt()
+    colors = _colors(result)
+    tree = result.arrhenius[kind]
+    recs = result.records[(result.records["kind"] == kind) & (result.records["status"] == "ok")]
+    t_k = recs["temperature_K"].to_numpy(float)
+    t_grid = np.linspace(min(t_k.min(), 303.15) - 3, t_k.max() + 3, 60)
+    fig, ax = plt.subplots(figsize=(10.5, 4.8), layout="constrained")
+    markers = "osD^v<>p"
+    outlier = result.outlier_probability()
+    out_ids = [rid for rid in recs["id"] if outlier.get(rid, 0.0) > 0.5]
+    for recipe in result.recipes(kind):
+        c = colors[recipe]
+        draws = np.stack(
+            [arr.log10_sigma_at(tree, t).sel(recipe=recipe).values.ravel() for t in t_grid]
+        )
+        lo, med, hi = np.quantile(draws, [0.05, 0.5, 0.95], axis=1)
+        x = 1000.0 / t_grid
+        ax.fill_between(x, 10**lo, 10**hi, color=c, alpha=0.18, lw=0)
+        ax.plot(x, 10**med, color=c, lw=1.8, label=f"{recipe} (posterior median, 90 % band)")
+        sub = recs[recs["recipe"] == recipe]
+        for j, cell in enumerate(dict.fromkeys(sub["cell"])):
+            pts = sub[sub["cell"] == cell]
+            y = pts["log10_sigma"].to_numpy(float)
+            sd = np.hypot(pts["log10_sigma_sd"].to_numpy(float), pts["geometry_sd"].to_numpy(float))
+            xx = 1000.0 / pts["temperature_K"].to_numpy(float)
+            ax.errorbar(
+                xx,
+                10**y,
+                yerr=[10**y - 10 ** (y - sd), 10 ** (y + sd) - 10**y],
+                fmt=markers[j % len(markers)],
+                color=c,
+                ms=4.5,
+                mfc="white",
+                mew=1.2,
+                elinewidth=1,
+                capsize=0,
+                alpha=0.9,
+            )
+        paper = result.paper.get("sigma", {}).get((recipe, kind, 30.0))
+        if paper:
+            ax.plot(
+                1000 / (30 + ZERO_C_K), paper, marker="*", color=c, mec="#222", ms=15, ls="none"
+            )
+    if out_ids:
+        pts = recs[recs["id"].isin(out_ids)]
+        ax.plot(
+            1000.0 / pts["temperature_K"],
+            10 ** pts["log10_sigma"],
+            "x",
+            color="#c0392b",
+            ms=9,
+            mew=2,
+            ls="none",
+            label="set aside as outlier (P > 0.5)",
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("1000 / T (K⁻¹)")
+    ax.set_ylabel(f"{KIND_LABEL[kind]} (S/cm)")
+    top = ax.secondary_xaxis(
+        "top",
+        functions=(
+            lambda x: 1000 / np.maximum(x, 1e-9) - ZERO_C_K,
+            lambda c: 1000 / (c + ZERO_C_K),
+        ),
+    )
+    top.set_xlabel("T (°C)")
+    handles, labels = ax.get_legend_handles_labels()
+    if result.paper.get("sigma"):
+        handles.append(plt.Line2D([], [], marker="*", color="#888", mec="#222", ms=12, ls="none"))
+        labels.append("paper, 30 °C")
+    handles.append(plt.Line2D([], [], marker="o", color="#666", mfc="white", ls="none"))
+    labels.append("one spectrum / record (±1 sd); marker = cell")
+    ax.legend(
+        handles, labels, frameon=False, fontsize=8.5, loc="upper left", bbox_to_anchor=(1.02, 1.0)
+    )
+    return _png(fig)
+
+
+def nyquist_figure(result, recipe: str) -> str | None:
+    """Data, fitted median and 90 % band of one representative cell at several temperatures."""
+    curves = {rid: c for rid, c in result.curves.items() if c.attrs.get("recipe") == recipe}
+    if not curves:
+        return None
+    cells = list(dict.fromkeys(c.attrs["cell"] for c in curves.values()))
+    cell = max(cells, key=lambda cid: sum(c.attrs["cell"] == cid for c in curves.values()))
+    mine = sorted(
+        (c for c in curves.values() if c.attrs["cell"] == cell),
+        key=lambda c: c.attrs["temperature_K"],
+    )
+    idx = np.unique(np.linspace(0, len(mine) - 1, min(NYQUIST_COLUMNS, len(mine))).astype(int))
+    plt = _plt()
+    color = _colors(result)[recipe]
+    fig, axes = plt.subplots(
+        1, len(idx), figsize=(4.1 * len(idx), 3.6), layout="constrained", squeeze=False
+    )
+    for ax, i in zip(axes[0], idx, strict=True):
+        c = mine[i]
+        fr, fi = c["fit_real"].values, -c["fit_imag"].values
+        band_x = np.concatenate([fr[0], fr[2][::-1]])
+        band_y = np.concatenate([fi[0], fi[2][::-1]])
+        ax.fill(band_x, band_y, color=color, alpha=0.25, lw=0, label="90 % band")
+        ax.plot(
+            c["z_real"].values,
+            -c["z_imag"].values,
+            "o",
+            ms=3.2,
+            mfc="white",
+            mec="#333",
+            mew=0.8,
+            label="data",
+        )
+        ax.plot(fr[1], fi[1], color=color, lw=1.8, label="fit (median)")
+        top = max(float(np.max(-c["z_imag"].values)), float(np.max(fi[2])))
+        ax.set_ylim(min(0.0, float(np.min(-c["z_imag"].values))) - 0.05 * top, 1.15 * top)
+        ax.set_xlabel("Re Z (Ω)")
+        ax.set_ylabel("−Im Z (Ω)")
+        ax.set_title(f"{c.attrs['temperature_K'] - ZERO_C_K:.0f} °C", fontsize=10)
+    axes[0][0].legend(frameon=False, fontsize=8.5, loc="upper left")
+    fig.suptitle(f"{recipe}: cell {cell}", fontsize=11)
+    return _png(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------------
+
+
+def _status_pill(result) -> str:
+    d = result.diagnostics()
+    problems = []
+    if not d["max_rhat"] <= 1.01:
+        problems.append(f"r̂ {d['max_rhat']:.3f} > 1.01")
+    if not d["min_ess_bulk"] >= 400:
+        problems.append(f"ESS {d['min_ess_bulk']:.0f} < 400")
+    if d["divergences"]:
+        problems.append(f"{d['divergences']} divergences")
+    n_failed = len(d["failed"])
+    if not problems and not n_failed:
+        return '<span class="pill ok">converged · all records fitted</span>'
+    out = []
+    if problems:
+        out.append(f'<span class="pill bad">{_e("; ".join(problems))}</span>')
+    else:
+        out.append('<span class="pill ok">Arrhenius layer converged</span>')
+    if n_failed:
+        out.append(f'<span class="pill bad">{n_failed} record(s) left out — see Diagnostics</span>')
+    return " ".join(out)
+
+
+def _sigma_table(result, temperature_C: float) -> str:
+    ea = result.activation_energy_table()
+    sig = result.conductivity_table(temperature_C)
+    has_paper = bool(result.paper.get("sigma"))
+    has_truth = bool(result.truth)
+    header = ["recipe", "kind", f"σ({temperature_C:g} °C) median", "90 % interval (S/cm)"]
+    if has_paper:
+        header += ["paper", "median / paper"]
+    header += ["Ea median (eV)", "Ea 90 % interval"]
+    if has_truth:
+        header += ["Ea true (simulation)"]
+    rows = []
+    for s in sig.itertuples():
+        e = ea[(ea["recipe"] == s.recipe) & (ea["kind"] == s.kind)].iloc[0]
+        row = [
+            f"<b>{_e(s.recipe)}</b>",
+            s.kind,
+            _sci(s.median_S_per_cm),
+            f"{_sci(s.ci90_lo_S_per_cm)} – {_sci(s.ci90_hi_S_per_cm)}",
+        ]
+        if has_paper:
+            paper = result.paper["sigma"].get((s.recipe, s.kind, float(temperature_C)))
+            inside = paper is not None and s.ci90_lo_S_per_cm <= paper <= s.ci90_hi_S_per_cm
+            mark = (
+                ""
+                if paper is None
+                else (
+                    ' <span class="pill ok">in 90 %</span>'
+                    if inside
+                    else ' <span class="pill warn">outside</span>'
+                )
+            )
+            row += [
+                (_sci(paper) + mark) if paper else "–",
+                _num(s.median_S_per_cm / paper, ".2f") if paper else "–",
+            ]
+        width = max(e.ci90_hi_eV - e.ci90_lo_eV, 1e-6)
+        fmt = f".{max(3, 1 - math.floor(math.log10(width)))}f"
+        row += [_num(e.median_eV, fmt), f"{_num(e.ci90_lo_eV, fmt)} – {_num(e.ci90_hi_eV, fmt)}"]
+        if has_truth:
+            true = result.truth.get((s.recipe, s.kind), {}).get("Ea_eV")
+            inside = true is not None and e.ci90_lo_eV <= true <= e.ci90_hi_eV
+            mark = (
+                ' <span class="pill ok">in 90 %</span>'
+                if inside
+                else ' <span class="pill warn">outside</span>'
+            )
+            row += [_num(true, fmt) + mark if true is not None else "–"]
+        rows.append(row)
+    return _table(header, rows, left=2)
+
+
+def _comparison_table(result) -> str:
+    ratios = result.paper.get("ratios", {})
+    rows = []
+    for t in result.settings.get("temperatures_C", [30.0]):
+        for c in result.comparisons(t):
+            rows.append(
+                [
+                    f"<b>{_e(c['numerator'])}</b> / {_e(c['denominator'])}",
+                    c["kind"],
+                    f"{c['temperature_C']:g} °C",
+                    _num(c["ratio_median"], ".3g") + "×",
+                    f"{_num(c['ratio_ci90'][0], '.3g')} – {_num(c['ratio_ci90'][1], '.3g')}",
+                    _num(c["p_greater"], ".3f"),
+                ]
+            )
+    table = _table(["ratio", "kind", "T", "median", "90 % interval", "P(ratio > 1)"], rows, left=2)
+    if ratios:
+        quoted = ", ".join(f"{_e(k)} = {v:g}×" for k, v in ratios.items())
+        table += f'<p class="note">Ratios quoted by the paper (30 °C): {quoted}.</p>'
+    return table
+
+
+def _rate_table(result) -> str:
+    rate = result.rate_capability_table()
+    if rate.empty:
+        return '<p class="note">No ionic layer: no prediction.</p>'
+    paper = result.paper.get("retention", {})
+    rows = []
+    for r in rate.itertuples():
+        label = {1 / 3: "C/3", 1 / 2: "C/2"}.get(r.c_rate_per_h, f"{r.c_rate_per_h:g}C")
+        p = next(
+            (
+                v
+                for (rec, c), v in paper.items()
+                if rec == r.recipe and math.isclose(c, r.c_rate_per_h)
+            ),
+            None,
+        )
+        rows.append(
+            [
+                f"<b>{_e(r.recipe)}</b>",
+                label,
+                f"{r.temperature_C:g} °C",
+                f"{100 * r.median:.0f} %",
+                f"{100 * r.ci90_lo:.0f} – {100 * r.ci90_hi:.0f} %",
+                f"{100 * p:.0f} %" if p is not None else "–",
+            ]
+        )
+    return _table(
+        ["recipe", "rate", "T", "predicted retention", "90 % interval", "paper"], rows, left=2
+    )
+
+
+def _arrhenius_diag_table(result) -> str:
+    rows = []
+    for kind, tree in result.arrhenius.items():
+        a = tree.attrs
+        post = tree["posterior"]
+        tau = float(np.median(post["tau_cell"].values))
+        extra = float(np.median(post["extra_scatter"].values))
+        rows.append(
+            [
+                kind,
+                a.get("model", ""),
+                _num(a["max_rhat"]),
+                f"{a['min_ess_bulk']:.0f}",
+                str(a["divergences"]),
+                f"{a['reference_temperature_K']:.1f} K",
+                _num(tau, ".3f"),
+                _num(extra, ".4f"),
+            ]
+        )
+    return _table(
+        [
+            "layer",
+            "model",
+            "max r̂",
+            "min ESS bulk",
+            "divergences",
+            "T_ref",
+            "cell spread τ (dec)",
+            "extra scatter (dec)",
+        ],
+        rows,
+        left=2,
+    )
+
+
+def _records_table(result) -> str:
+    rows, classes = [], []
+    outlier = result.outlier_probability()
+    for r in result.records.itertuples():
+        p_out = outlier.get(r.id)
+        if r.status != "ok":
+            verdict = f'<span class="pill bad">{_e(r.status)}</span>'
+            classes.append("failed")
+        elif p_out is not None and p_out > 0.5:
+            verdict = '<span class="pill warn">outlier in Arrhenius fit</span>'
+            classes.append("flagged")
+        elif r.kk_passed is False:
+            verdict = '<span class="pill warn">KK failed (kept)</span>'
+            classes.append("flagged")
+        else:
+            verdict = '<span class="pill ok">ok</span>'
+            classes.append("")
+        kk = {True: "pass", False: "fail"}.get(r.kk_passed, "–")
+        note = r.reason if r.status != "ok" else r.flags
+        rows.append(
+            [
+                _e(r.id),
+                r.kind,
+                f"{r.temperature_K - ZERO_C_K:.0f} °C",
+                _num(r.log10_sigma, ".3f"),
+                _num(r.log10_sigma_sd, ".4f"),
+                _num(r.max_rhat, ".3f"),
+                _num(r.min_ess_bulk, ".0f"),
+                str(int(r.divergences)) if r.status != "failed" else "–",
+                kk,
+                _num(p_out, ".2f") if p_out is not None else "–",
+                verdict,
+                f'<span class="note">{_e(note)}</span>',
+            ]
+        )
+    return _table(
+        [
+            "record",
+            "kind",
+            "T",
+            "log10 σ",
+            "sd (fit)",
+            "r̂",
+            "ESS bulk",
+            "div.",
+            "KK",
+            "P(outlier)",
+            "verdict",
+            "note",
+        ],
+        rows,
+        left=1,
+        classes=classes,
+    )
+
+
+def _failures_banner(result) -> str:
+    failed = result.failures
+    if failed.empty:
+        return ""
+    items = "".join(
+        f"<li><code>{_e(f.file)}</code>: {_e(f.reason)}</li>" for f in failed.itertuples()
+    )
+    opened = " open" if len(failed) <= 6 else ""
+    return (
+        f'<details class="banner bad"{opened}><summary><b>{len(failed)} record(s) failed or '
+        "did not converge and were left out of the Arrhenius layer</b> (details)</summary>"
+        f"<ul>{items}</ul></details>"
+    )
+
+
+def render_report(result) -> str:
+    """The report of ``result`` as one HTML string."""
+    s = result.settings
+    temps = s.get("temperatures_C", [30.0]) or [30.0]
+    t_main = float(temps[0])
+    versions = s.get("versions", {})
+    joint = s.get("joint", False)
+    model = (
+        "joint (spectra and Arrhenius layer in one model, ionic)"
+        if joint
+        else "two-stage (per-record posteriors, then the Arrhenius layer)"
+    )
+    parts = [
+        f"<h1>{_e(result.study_name)}: conductivities and activation energies</h1>",
+        f'<p class="sub">{_e(s.get("date", ""))} · stage-1 method <b>{_e(s.get("method", ""))}</b>'
+        f" · {model} · seed {s.get('seed', 0)}</p>",
+        f"<p>{_status_pill(result)}</p>",
+        _failures_banner(result),
+    ]
+    d = result.diagnostics()
+    n_ok = d["fits"]["n"]
+    cards = [
+        ("records fitted", f"{n_ok} / {len(result.records)}"),
+        ("Arrhenius max r̂", _num(d["max_rhat"])),
+        ("Arrhenius min ESS", _num(d["min_ess_bulk"], ".0f")),
+        ("KK-flagged spectra", str(len(d["kk_failed"]))),
+        ("analysis time", f"{result.timing_s.get('total', float('nan')):.0f} s"),
+    ]
+    parts.append(
+        '<div class="cards">'
+        + "".join(
+            f'<div class="card"><div class="k">{k}</div><div class="v">{v}</div></div>'
+            for k, v in cards
+        )
+        + "</div>"
+    )
+    if result.kinds:
+        parts.append(f"<h2>Conductivity at {t_main:g} °C</h2>")
+        parts.append(
+            _figure(
+                headline_figure(result, t_main),
+                f"Posterior of the recipe-level σ at {t_main:g} °C (violin), median "
+                "(dot) and 90 % interval (bar); ★ the paper's value.",
+            )
+        )
+        for t in temps:
+            parts.append(f"<h3>σ at {t:g} °C and activation energies</h3>")
+            parts.append(_sigma_table(result, t))
+        parts.append("<h2>Recipe comparisons</h2>")
+        parts.append(_comparison_table(result))
+        parts.append("<h2>Arrhenius plots</h2>")
+        for kind in result.kinds:
+            parts.append(
+                _figure(
+                    arrhenius_figure(result, kind),
+                    f"{KIND_LABEL[kind]}: one marker per spectrum / DC record "
+                    "(error bar: fit and geometry, ±1 sd), recipe-level posterior "
+                    "median and 90 % band; ★ paper value at 30 °C.",
+                )
+            )
+    else:
+        parts.append('<div class="banner bad">No conductivity could be estimated.</div>')
+    recipes_with_curves = list(dict.fromkeys(c.attrs.get("recipe") for c in result.curves.values()))
+    if recipes_with_curves:
+        parts.append("<h2>Impedance fits (Nyquist)</h2>")
+        parts.append(
+            '<p class="note">One representative cell per recipe at its lowest, middle '
+            "and highest temperature: data (circles), fitted median (line) and the 90 % "
+            "band of the model curve.</p>"
+        )
+        for recipe in recipes_with_curves:
+            src = nyquist_figure(result, recipe)
+            if src:
+                parts.append(_figure(src, f"{_e(recipe)}: Nyquist plots of one cell."))
+    parts.append("<h2>Rate capability — model prediction</h2>")
+    parts.append(
+        '<p class="note"><b>Model prediction, not a measurement:</b> the σ_ion posterior '
+        "at 60 °C pushed through the physics.md §2.7 proxy u(C) = (tanh Λ/Λ)/(1 + C/C0), "
+        "Λ = jL/(2σΔV), for a 60 µm, 2.4 mAh/cm² electrode; retention relative to C/10. "
+        "Its uncertainty covers σ_ion only, not the proxy's own assumptions.</p>"
+    )
+    parts.append(_rate_table(result))
+    parts.append("<h2>Diagnostics</h2>")
+    if result.arrhenius:
+        parts.append("<h3>Arrhenius layer</h3>")
+        parts.append(_arrhenius_diag_table(result))
+    parts.append("<h3>Per record (stage 1)</h3>")
+    parts.append(
+        '<p class="note">r̂ and ESS are those of each record\'s own fit (NUTS; "–" for '
+        "least squares). A spectrum failing its Kramers–Kronig check is kept and "
+        "flagged; a failed record is left out of the Arrhenius layer.</p>"
+    )
+    parts.append(_records_table(result))
+    parts.append("<h2>Provenance</h2>")
+    parts.append(f"<p>Command:</p><pre>{_e(s.get('command') or '(Python API)')}</pre>")
+    settings = {k: v for k, v in s.items() if k not in ("versions", "command")}
+    parts.append(f"<p>Settings:</p><pre>{_e(json.dumps(settings, indent=1, default=str))}</pre>")
+    parts.append(
+        "<p>Versions: " + ", ".join(f"{_e(k)} {_e(v)}" for k, v in versions.items()) + "</p>"
+    )
+    timing = ", ".join(f"{_e(k)} {v:.1f} s" for k, v in result.timing_s.items())
+    parts.append(
+        f'<p class="note">Timing: {timing}. Study folder: <code>{_e(result.study_path)}</code>.</p>'
+    )
+    if result.paper:
+        parts.append(
+            f'<p class="note">Paper values: {_e(result.paper.get("source", ""))} '
+            "(paper_values.toml).</p>"
+        )
+    body = "\n".join(p for p in parts if p)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{_e(result.study_name)} — sigmalab report</title>"
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<style>{CSS}</style></head><body><main>\n{body}\n</main></body></html>\n"
+    )

@@ -1,0 +1,159 @@
+"""``sigmalab campaign create|list|show|runs|proposals|pause|resume|add-measurements|report``:
+campaigns on a sigmalab server (the client CLI).
+
+Server and token come from ``--url``/``--token`` or ``SIGMALAB_URL``/``SIGMALAB_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from service.errors import ServiceError
+
+app = typer.Typer(no_args_is_help=True, help="Optimisation campaigns on a sigmalab server.")
+Url = Annotated[str, typer.Option(envvar="SIGMALAB_URL", help="server URL")]
+Token = Annotated[str | None, typer.Option(envvar="SIGMALAB_TOKEN", help="API token")]
+CampaignId = Annotated[str, typer.Argument(help="campaign id")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+console = Console()
+
+
+def _client(url: str, token: str | None):
+    from service.client import Client
+
+    return Client(url, token)
+
+
+def _show(info) -> None:
+    best = info.best["values"] if info.best else None
+    nxt = info.next_fire_at.isoformat(timespec="seconds") if info.next_fire_at else "–"
+    console.print(
+        f"{info.id}  {info.name}  {info.status}  rounds {len(info.history)}  "
+        f"observations {info.n_observations} (+{info.n_failed} failed, {info.n_pending} pending)"
+        f"  best {best}  next fire {nxt}",
+        highlight=False,
+    )
+
+
+@app.command()
+def create(
+    spec: Annotated[Path, typer.Argument(help="campaign spec, JSON or TOML (docs/campaigns.md)")],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Create a campaign from a spec file; prints its id."""
+    text = spec.read_text()
+    try:
+        body = tomllib.loads(text) if spec.suffix == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ServiceError(
+            f"{spec}: not valid {spec.suffix.lstrip('.') or 'JSON'}: {exc}"
+        ) from None
+    with _client(url, token) as client:
+        for key in ("space", "objectives", "schedule"):
+            if key not in body:
+                raise ServiceError(f"{spec}: missing '{key}'")
+        campaign = client.create_campaign(
+            body.pop("space"), body.pop("objectives"), body.pop("schedule"), **body
+        )
+        _show(campaign.info)
+
+
+@app.command("list")
+def list_(url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """The campaigns this token sees."""
+    with _client(url, token) as client:
+        for campaign in client.campaigns():
+            _show(campaign.info)
+
+
+@app.command()
+def show(campaign_id: CampaignId, url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """A campaign's state and best-so-far per round."""
+    with _client(url, token) as client:
+        info = client.campaign(campaign_id).info
+        _show(info)
+        for h in info.history:
+            best = h["best"]["values"] if h["best"] else "–"
+            console.print(f"  round {h['round']}: told {h['n_told']}, best {best}", highlight=False)
+
+
+@app.command()
+def runs(campaign_id: CampaignId, url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Every fire: rounds, skipped and missed fires."""
+    with _client(url, token) as client:
+        table = Table("run", "fired", "trigger", "status", "step", "round", "told", "note")
+        for r in client.campaign(campaign_id).runs():
+            table.add_row(
+                r.id[:8], r.fire_time.isoformat(timespec="seconds"), r.trigger, r.status,
+                r.step or "", str(r.round or ""), str(r.n_told or ""), r.message or "",
+            )  # fmt: skip
+        console.print(table)
+
+
+@app.command()
+def proposals(
+    campaign_id: CampaignId,
+    status: Annotated[str | None, typer.Option(help="pending, measured, told or failed")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Proposed recipes with the GP's prediction (mean ± sd)."""
+    with _client(url, token) as client:
+        table = Table("id", "round", "status", "parameters", "predicted")
+        for p in client.campaign(campaign_id).proposals(status):
+            pred = ", ".join(
+                f"{m} {v['mean']:.3g} ± {v['sd']:.2g}" for m, v in (p.predicted or {}).items()
+            )
+            table.add_row(p.id, str(p.round), p.status, json.dumps(p.params), pred or "initial")
+        console.print(table)
+
+
+@app.command()
+def pause(campaign_id: CampaignId, url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Stop firing rounds (a running round finishes)."""
+    with _client(url, token) as client:
+        _show(client.campaign(campaign_id).pause())
+
+
+@app.command()
+def resume(campaign_id: CampaignId, url: Url = DEFAULT_URL, token: Token = None) -> None:
+    """Fire rounds again from now on."""
+    with _client(url, token) as client:
+        _show(client.campaign(campaign_id).resume())
+
+
+@app.command("add-measurements")
+def add_measurements(
+    campaign_id: CampaignId,
+    directory: Annotated[Path, typer.Argument(help="study folder: manifest.toml + files")],
+    batch: Annotated[str | None, typer.Option(help="batch name (unique per campaign)")] = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Upload measured cells; recipes named like proposal ids measure those proposals."""
+    with _client(url, token) as client:
+        info = client.campaign(campaign_id).add_measurements(directory, batch)
+        console.print(f"batch {info.batch}: {info.recipes}", highlight=False)
+
+
+@app.command()
+def report(
+    campaign_id: CampaignId,
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write")] = Path(
+        "campaign-report.html"
+    ),
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Write the campaign's HTML report."""
+    with _client(url, token) as client:
+        client.campaign(campaign_id).report(out)
+        console.print(f"wrote {out}", highlight=False)

@@ -1,0 +1,155 @@
+"""``sigmalab fit FILE --circuit "…"``: Bayesian fit of the spectra (or DC record) in a file.
+
+Prints the parameter table (median and 90 % interval, r̂, ESS), the diagnostics and the
+Kramers–Kronig verdict, and writes ``NAME.nc`` and ``NAME.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from inference.errors import InputError, SigmalabError
+
+console = Console()
+
+
+def _table(summary, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("parameter", "median", "90 % interval", "unit", "r̂", "ESS bulk", "ESS tail"):
+        table.add_column(column, justify="left" if column in ("parameter", "unit") else "right")
+    for name, row in summary.iterrows():
+        diag = (
+            [
+                f"{row[k]:.3f}" if k == "r_hat" else f"{row[k]:.0f}"
+                for k in ("r_hat", "ess_bulk", "ess_tail")
+            ]
+            if "r_hat" in row
+            else ["–"] * 3
+        )
+        table.add_row(
+            str(name),
+            f"{row['median']:.4g}",
+            f"[{row['q5']:.4g}, {row['q95']:.4g}]",
+            str(row["unit"]),
+            *diag,
+        )
+    return table
+
+
+def _progress_bar():
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} draws"),
+        TextColumn("{task.fields[div]} divergences"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task("starting", total=1, div=0)
+
+    def update(event: dict) -> None:
+        label = event["phase"]
+        if "n_spectra" in event:
+            label = f"spectrum {event['spectrum'] + 1}/{event['n_spectra']}: {label}"
+        progress.update(
+            task,
+            description=label,
+            completed=event["done"],
+            total=event["total"],
+            div=event.get("divergences", 0),
+        )
+
+    return progress, update
+
+
+def fit(
+    file: Annotated[Path, typer.Argument(help="Instrument file (EIS spectra or a DC record).")],
+    circuit: Annotated[str, typer.Option(help="Circuit, impedance.py syntax.")] = (
+        "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
+    ),
+    method: Annotated[str, typer.Option(help="nuts or lsq.")] = "nuts",
+    draws: Annotated[int, typer.Option(help="Draws per chain.")] = 1000,
+    tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,
+    chains: Annotated[int, typer.Option(help="Chains.")] = 2,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    sampler: Annotated[str, typer.Option(help="blackjax, pymc or nutpie.")] = "blackjax",
+    likelihood: Annotated[str, typer.Option(help="normal or studentt.")] = "normal",
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("."),
+) -> None:
+    """Fit every spectrum in FILE (or its DC record) and write NAME.nc and NAME.png."""
+    from inference.dc import fit_dc
+    from inference.fit import fit_spectra
+    from inference.readers import read_records
+
+    try:
+        records = read_records(file)
+        progress, update = _progress_bar()
+        with progress:
+            if "time" in records[0].dims:
+                results = [
+                    fit_dc(
+                        records[0],
+                        draws=draws,
+                        tune=tune,
+                        chains=chains,
+                        seed=seed,
+                        sampler=sampler,
+                        progress=update,
+                    )
+                ]
+            else:
+                results = fit_spectra(
+                    records,
+                    circuit,
+                    method,
+                    draws=draws,
+                    tune=tune,
+                    chains=chains,
+                    seed=seed,
+                    sampler=sampler,
+                    likelihood=likelihood,
+                    progress=update,
+                )
+        for i, result in enumerate(results):
+            name = file.stem if len(results) == 1 else f"{file.stem}_{i}"
+            _report(result, name)
+            nc = result.to_netcdf(out / f"{name}.nc")
+            png = out / f"{name}.png"
+            result.plot(png)
+            console.print(f"wrote {nc} and {png}")
+    except InputError as exc:
+        console.print(Text(f"error: {exc}", style="red"))
+        raise typer.Exit(code=2) from None
+    except SigmalabError as exc:
+        console.print(Text(f"error: {exc}", style="red"))
+        raise typer.Exit(code=1) from None
+
+
+def _report(result, name: str) -> None:
+    title = f"{name}: " + (result.circuit if hasattr(result, "circuit") else "I = (V − V0)/R")
+    console.print(_table(result.summary(), title))
+    d = result.diagnostics
+    console.print(
+        f"max r̂ {d['max_rhat']:.3f}, min ESS bulk {d['min_ess_bulk']:.0f}, "
+        f"tail {d['min_ess_tail']:.0f}, {d['divergences']} divergences"
+    )
+    kk = getattr(result, "kk", None)
+    if kk is not None:
+        style = "green" if kk.passed else "red"
+        console.print(
+            Text(
+                f"Kramers–Kronig: {'pass' if kk.passed else 'FAIL'} "
+                f"(max residual {kk.max_residual:.3g}, {kk.rule})",
+                style=style,
+            )
+        )
+    for warning in result.warnings:
+        console.print(Text(f"warning: {warning}", style="yellow"))

@@ -1,0 +1,298 @@
+"""Campaign ask/tell: determinism across processes, pending, shared settings, failures, errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optimizer.campaign import Campaign, plot_progress
+from optimizer.errors import CampaignError, CampaignFileError, ObservationError, SpaceError
+
+REPO = Path(__file__).resolve().parents[1]
+SPEC = {
+    "binder_wt_pct": {"type": "real", "low": 0, "high": 3},
+    "process": {"type": "categorical", "choices": ["dry", "wet"]},
+    "press_MPa": {"type": "integer", "low": 100, "high": 500},
+    "anneal_C": {"type": "real", "low": 20, "high": 200},
+}
+FIRST = {"binder_wt_pct": 1.0, "process": "dry", "press_MPa": 300, "anneal_C": 100.0}
+
+
+def landscape(p: dict) -> float:
+    """Known truth: best at dry, 0.5 wt%, high pressure; anneal_C does not matter."""
+    penalty = 0.0 if p["process"] == "dry" else 1.0
+    return -4.0 - (p["binder_wt_pct"] - 0.5) ** 2 - penalty + 0.5 * (p["press_MPa"] - 100) / 400
+
+
+def run_loop(c: Campaign, rounds: int, q: int, f=landscape, fails=lambda p: False):
+    for _ in range(rounds):
+        batch = c.ask(q)
+        c.tell(
+            [
+                {"id": b["id"], "failed": True, "reason": "film broke"}
+                if fails(b["params"])
+                else {
+                    "id": b["id"],
+                    "values": {"sigma_ion": f(b["params"])},
+                    "sd": {"sigma_ion": 0.01},
+                }
+                for b in batch
+            ]
+        )
+    return c
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A single-objective campaign past its initial design (GP rounds), saved state reused."""
+    return run_loop(Campaign(SPEC, {"sigma_ion": "maximize"}, seed=3), rounds=4, q=3)
+
+
+def test_ask_returns_ids_and_valid_params(trained):
+    c = Campaign(SPEC, {"sigma_ion": "maximize"}, seed=1)
+    batch = c.ask(4)
+    assert len({b["id"] for b in batch}) == 4
+    for b in batch:
+        assert c.space.validate(b["params"]) == b["params"]
+    assert set(c.pending) == {b["id"] for b in batch}
+    assert batch.strategy == "sobol"
+
+
+def test_gp_rounds_report_expected_improvement_and_length_scale_ranking(trained):
+    gp_rounds = [r for r in trained.rounds if r["strategy"] == "gp"]
+    assert gp_rounds and all(r["expected_improvement"] >= 0 for r in gp_rounds)
+    ranking = gp_rounds[-1]["ranking"]
+    assert set(ranking) == set(SPEC)
+    # anneal_C does not enter the landscape: it must not be ranked most influential
+    assert ranking[-1] == "anneal_C" or ranking.index("anneal_C") > ranking.index("binder_wt_pct")
+
+
+def test_closed_loop_finds_the_known_optimum():
+    c = run_loop(Campaign(SPEC, {"sigma_ion": "maximize"}, seed=0), rounds=8, q=3)
+    optimum = landscape({"binder_wt_pct": 0.5, "process": "dry", "press_MPa": 500})
+    assert optimum - c.best()["values"]["sigma_ion"] < 0.05
+
+
+def test_saved_campaign_proposes_the_same_batch_in_a_new_process(trained, tmp_path):
+    c = Campaign.from_dict(trained.to_dict())
+    c.ask(2)  # leave two pending: they must be accounted for after loading too
+    path = tmp_path / "campaign.json"
+    c.save(path)
+    code = (
+        "import json, sys\n"
+        "from optimizer.campaign import Campaign\n"
+        "c = Campaign.load(sys.argv[1])\n"
+        "print(json.dumps(list(c.ask(3, shared=['anneal_C']))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert json.loads(out.stdout) == json.loads(json.dumps(list(c.ask(3, shared=["anneal_C"]))))
+
+
+def test_pending_experiments_are_never_proposed_again(trained):
+    c = Campaign.from_dict(trained.to_dict())
+    first, second = c.ask(3), c.ask(3)
+    X = c.space.encode([b["params"] for b in [*first, *second]])
+    gaps = [np.abs(X[i] - X[j]).max() for i in range(6) for j in range(i)]
+    assert min(gaps) > 1e-3
+    assert len(c.pending) == 6
+
+
+def test_discrete_space_runs_out_instead_of_repeating():
+    spec = {
+        "process": {"type": "categorical", "choices": ["dry", "wet"]},
+        "press_MPa": {"type": "integer", "low": 1, "high": 3},
+    }
+    c = Campaign(spec, {"sigma_ion": "maximize"}, seed=0, n_initial=2)
+    c.tell(
+        [
+            {"params": {"process": "dry", "press_MPa": 1}, "values": {"sigma_ion": -4.0}},
+            {"params": {"process": "wet", "press_MPa": 3}, "values": {"sigma_ion": -5.0}},
+        ]
+    )
+    seen = {(h["params"]["process"], h["params"]["press_MPa"]) for h in c.history}
+    for _ in range(4):
+        (b,) = c.ask(1)
+        seen.add((b["params"]["process"], b["params"]["press_MPa"]))
+    assert len(seen) == 6
+    with pytest.raises(CampaignError, match="no admissible new candidate"):
+        c.ask(1)
+
+
+@pytest.mark.parametrize("phase_rounds", [0, 3])
+def test_batch_shared_parameter_is_equal_across_the_batch(phase_rounds):
+    c = run_loop(Campaign(SPEC, {"sigma_ion": "maximize"}, seed=5), rounds=phase_rounds, q=3)
+    batch = c.ask(4, shared=["anneal_C", "process"])
+    assert batch.strategy == ("gp" if phase_rounds else "sobol")
+    assert len({b["params"]["anneal_C"] for b in batch}) == 1
+    assert len({b["params"]["process"] for b in batch}) == 1
+    assert len({b["params"]["binder_wt_pct"] for b in batch}) == 4
+
+
+def test_failures_are_learned_not_invented():
+    spec = {"x": {"type": "real", "low": 0, "high": 1}, "y": {"type": "real", "low": 0, "high": 1}}
+
+    def f(p):
+        return -((p["x"] - 0.6) ** 2) - (p["y"] - 0.5) ** 2
+
+    def fails(p):  # 40 % of the space fails
+        return p["x"] < 0.4
+
+    c = Campaign(spec, {"sigma_ion": "maximize"}, seed=2, n_initial=8)
+    run_loop(c, rounds=4, q=2, f=f, fails=fails)  # 8 Sobol points: some fail
+    n_before = len(c.history)
+    run_loop(c, rounds=5, q=2, f=f, fails=fails)
+    later = c.history[n_before:]
+    assert sum(h["failed"] for h in c.history[:n_before]) >= 2
+    assert sum(h["failed"] for h in later) <= 1  # random proposals would fail 4 of 10
+    failed = [h for h in c.history if h["failed"]]
+    assert all(h["values"] == {} and h["reason"] == "film broke" for h in failed)
+    df = c.to_dataframe()
+    assert (df["status"] == "failed").sum() == len(failed)
+    assert df.loc[df["status"] == "failed", "sigma_ion"].isna().all()
+
+
+def test_linear_constraint_holds_for_every_proposal():
+    spec = {
+        "parameters": {f: {"type": "real", "low": 0, "high": 1} for f in ("a", "b", "c")},
+        "constraints": [{"coefficients": {"a": 1, "b": 1, "c": 1}, "op": "<=", "rhs": 1}],
+    }
+    c = Campaign(spec, {"sigma_ion": "maximize"}, seed=0)
+    run_loop(c, rounds=4, q=2, f=lambda p: p["a"] + 2 * p["b"] + 3 * p["c"])  # pushes to the edge
+    assert all(sum(h["params"].values()) <= 1 + 1e-9 for h in c.history)
+    assert c.best()["values"]["sigma_ion"] > 2.5  # optimum 3 at c = 1
+
+
+@pytest.mark.parametrize(
+    ("entry", "where"),
+    [
+        (
+            {"params": {**FIRST, "colour": "red"}, "values": {"sigma_ion": -4}},
+            "tell[1].params.colour",
+        ),
+        (
+            {"params": {**FIRST, "press_MPa": 900}, "values": {"sigma_ion": -4}},
+            "tell[1].params.press_MPa",
+        ),
+        (
+            {"params": {**FIRST, "process": "damp"}, "values": {"sigma_ion": -4}},
+            "tell[1].params.process",
+        ),
+        ({"id": "r999-0", "values": {"sigma_ion": -4}}, "tell[1].id"),
+        ({"params": FIRST, "values": {}}, "tell[1].values.sigma_ion"),
+        (
+            {"params": FIRST, "values": {"sigma_ion": -4}, "sd": {"sigma_ion": -1}},
+            "tell[1].sd.sigma_ion",
+        ),
+        ({"params": FIRST, "values": {"sigma_ion": -4, "sigma_x": 1}}, "tell[1].values.sigma_x"),
+        ({"params": FIRST, "value": {"sigma_ion": -4}}, "tell[1]"),
+    ],
+)
+def test_bad_tell_raises_and_leaves_campaign_and_file_untouched(tmp_path, entry, where):
+    c = Campaign(SPEC, {"sigma_ion": "maximize"}, seed=0)
+    batch = c.ask(1)
+    path = tmp_path / "c.json"
+    c.save(path)
+    before = path.read_bytes()
+    good = {"id": batch[0]["id"], "values": {"sigma_ion": -4.2}}
+    with pytest.raises(ObservationError) as err:
+        c.tell([good, entry])
+    assert err.value.where == where and "\n" not in str(err.value)
+    assert c.history == [] and list(c.pending) == [batch[0]["id"]]  # the good entry was not kept
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.json"]  # no temp file left behind
+
+
+def test_telling_the_same_id_twice_is_refused():
+    c = Campaign(SPEC, {"sigma_ion": "maximize"}, seed=0)
+    (b,) = c.ask(1)
+    c.tell([{"id": b["id"], "values": {"sigma_ion": -4.0}}])
+    with pytest.raises(ObservationError, match="already told"):
+        c.tell([{"id": b["id"], "values": {"sigma_ion": -4.0}}])
+
+
+def test_load_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(CampaignFileError, match="not valid JSON"):
+        Campaign.load(bad)
+    data = Campaign(SPEC, {"sigma_ion": "maximize"}).to_dict()
+    (tmp_path / "v.json").write_text(json.dumps({**data, "version": 99}))
+    with pytest.raises(CampaignFileError, match="version 99"):
+        Campaign.load(tmp_path / "v.json")
+    with pytest.raises(SpaceError):
+        Campaign(SPEC, {"sigma_ion": "maximise"})
+
+
+def test_outcome_constraint_decides_best():
+    c = Campaign(SPEC, {"sigma_ion": "maximize"}, outcome_constraints={"sigma_el": {"min": -2}})
+    c.tell(
+        [
+            {"params": FIRST, "values": {"sigma_ion": -3.0, "sigma_el": -3.0}},
+            {
+                "params": {**FIRST, "press_MPa": 200},
+                "values": {"sigma_ion": -4.0, "sigma_el": -1.0},
+            },
+        ]
+    )
+    assert c.best()["params"]["press_MPa"] == 200
+
+
+def test_two_objectives_give_the_pareto_front_and_valid_proposals(tmp_path):
+    c = Campaign(SPEC, {"sigma_ion": "maximize", "binder_wt_pct_out": "minimize"}, seed=0)
+    for _ in range(4):
+        batch = c.ask(3)
+        c.tell(
+            [
+                {
+                    "id": b["id"],
+                    "values": {
+                        "sigma_ion": landscape(b["params"]),
+                        "binder_wt_pct_out": b["params"]["binder_wt_pct"],
+                    },
+                }
+                for b in batch
+            ]
+        )
+    front = c.pareto()
+    Y = np.array([[h["values"]["sigma_ion"], -h["values"]["binder_wt_pct_out"]] for h in c.history])
+    front_Y = {(h["values"]["sigma_ion"], -h["values"]["binder_wt_pct_out"]) for h in front}
+    for y in Y:  # brute force: on the front iff nobody dominates it
+        dominated = any((o >= y).all() and (o > y).any() for o in Y)
+        assert (tuple(y) in front_Y) == (not dominated)
+    assert c.hypervolume({"sigma_ion": -6, "binder_wt_pct_out": 3}) > 0
+    with pytest.raises(CampaignError):
+        c.best()
+    plot_progress(c, tmp_path / "progress.png")
+    assert (tmp_path / "progress.png").stat().st_size > 0
+
+
+class FakeStudy:
+    def conductivity_posterior(self, kind, temperature_C):
+        assert temperature_C == 30
+        return {"ion": {"dry-1": (-4.1, 0.05), "wet-1": (-5.3, 0.2)}}[kind]
+
+
+def test_tell_study_closes_matching_pending_proposal():
+    c = Campaign(SPEC, {"sigma_ion": "maximize"}, seed=0)
+    (b,) = c.ask(1)
+    c.tell_study(
+        FakeStudy(),
+        {"dry-1": b["params"], "wet-1": {**FIRST, "process": "wet"}},
+        source={"result_id": "res-7"},
+    )
+    assert not c.pending
+    by_id = {h["id"]: h for h in c.history}
+    assert by_id[b["id"]]["values"] == {"sigma_ion": -4.1}
+    assert by_id[b["id"]]["sd"] == {"sigma_ion": 0.05}
+    assert by_id[b["id"]]["source"]["result_id"] == "res-7"
+    assert len(c.history) == 2 and c.to_dataframe()["sd_sigma_ion"].tolist() == [0.05, 0.2]
