@@ -38,9 +38,8 @@ import pandas as pd
 import xarray as xr
 
 from inference import arrhenius as arr
-from inference.errors import InputError, ModelError, SigmalabError
+from inference.errors import FitCancelled, InputError, ModelError, SigmalabError
 from inference.rate_capability import capacity_retention
-from inference.samplers import FitCancelled
 from inference.summary import SCHEMA_VERSION, json_safe, write_atomic, write_summary
 
 DEFAULT_CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
@@ -810,7 +809,9 @@ def analyze_study(
     timing["fits_electronic"] = time.perf_counter() - t0
     for skipped in study.unreadable:
         ds = xr.Dataset(attrs={**skipped, "manifest_path": skipped["file"]})
-        rows.append({**_base_row(ds, record_id(ds)), "status": "failed", "reason": skipped["reason"]})
+        rows.append(
+            {**_base_row(ds, record_id(ds)), "status": "failed", "reason": skipped["reason"]}
+        )
     records = pd.DataFrame(rows, columns=list(_base_row(xr.Dataset(), "").keys()))
 
     trees: dict[str, xr.DataTree] = {}

@@ -7,7 +7,8 @@ The hierarchy, so a user knows what to catch::
     │   ├── FileFormatError       an instrument file cannot be read: names the file, line/column
     │   ├── ManifestError         a study manifest is inconsistent: names the file and entry
     │   └── CircuitError          a circuit string is malformed: points at the character
-    └── ModelError                a model could not be fitted (no convergence, degenerate data)
+    ├── ModelError                a model could not be fitted (no convergence, degenerate data)
+    └── FitCancelled              a fit was stopped through its ``should_stop`` callback
 
 Each error's message is one line that names what is at fault and what was expected; the CLI
 prints it as is and the service returns it as problem+json.
@@ -68,3 +69,7 @@ class CircuitError(InputError):
 
 class ModelError(SigmalabError):
     """A model could not be fitted to the data."""
+
+
+class FitCancelled(SigmalabError):
+    """A fit was cancelled through its ``should_stop`` callback; no result was produced."""

@@ -34,17 +34,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from inference.errors import InputError, SigmalabError
+from inference.errors import FitCancelled, InputError, ModelError
 
 SAMPLERS = ("blackjax", "pymc", "nutpie")
 #: Sampling is split into this many jitted chunks (progress/cancel points between them).
 N_CHUNKS = 4
 #: Compiled samplers kept per process (least recently used dropped first).
 CACHE_SIZE = 16
-
-
-class FitCancelled(SigmalabError):
-    """A fit was cancelled through its ``should_stop`` callback; no result was produced."""
 
 
 ProgressFn = Callable[[dict], None]
@@ -259,7 +255,7 @@ class BlackjaxSampler:
         args = self.jmodel.data_args(data)
         x0 = self.jmodel.initial_vector(init, data)
         if not np.all(np.isfinite(x0)):
-            raise SigmalabError("the initial point is not finite on the unconstrained scale")
+            raise ModelError("the initial point is not finite on the unconstrained scale")
         n_chunks = math.ceil(draws / self.chunk)
         key = jax.random.key(seed)
         phase = "compiling" if not self.compiled else "tuning"

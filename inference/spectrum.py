@@ -53,13 +53,16 @@ def make_spectrum(frequency_Hz, z_real, z_imag, *, source: str = "<memory>", **a
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             raise FileFormatError(
-                source, f"{name} is not a finite number at data point {bad[0] + 1} ({values[bad[0]]})"
+                source,
+                f"{name} is not a finite number at data point {bad[0] + 1} ({values[bad[0]]})",
             )
     if np.any(f <= 0):
         i = int(np.flatnonzero(f <= 0)[0])
         raise FileFormatError(source, f"frequency must be > 0 Hz; data point {i + 1} has {f[i]}")
     if np.unique(f).size != f.size:
-        raise FileFormatError(source, "frequencies repeat; several sweeps in one file? use read_spectra")
+        raise FileFormatError(
+            source, "frequencies repeat; several sweeps in one file? use read_spectra"
+        )
     clean = {k: v for k, v in attrs.items() if v is not None}
     ds = xr.Dataset(
         {
@@ -79,7 +82,9 @@ def identify_steps(voltage_V: np.ndarray, tolerance_V: float = STEP_TOLERANCE_V)
     return np.concatenate([[0], np.cumsum(jumps)]).astype(int)
 
 
-def make_dc(time_s, voltage_V, current_A, *, source: str = "<memory>", step=None, **attrs) -> xr.Dataset:
+def make_dc(
+    time_s, voltage_V, current_A, *, source: str = "<memory>", step=None, **attrs
+) -> xr.Dataset:
     """Build a validated DC polarization / chronoamperometry Dataset.
 
     Parameters

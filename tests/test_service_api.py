@@ -285,7 +285,11 @@ def test_analyze_study_job_by_dataset_name(live_server):
         temperatures_C=(30.0, 60.0), ion_cells_per_recipe=1, electron_cells_per_recipe=1
     )
     simulate_study(
-        recipes, live_server.settings.datasets_dir / "small", seed=3, settings=settings, name="small"
+        recipes,
+        live_server.settings.datasets_dir / "small",
+        seed=3,
+        settings=settings,
+        name="small",
     )
     with live_server.client("alice") as client:
         job = client.submit_study(dataset="small", method="lsq", seed=0)

@@ -24,7 +24,7 @@ def simulate(
         str | None, typer.Option(help=f"Named study: {', '.join(sorted(PRESETS))}.")
     ] = None,
     recipes: Annotated[
-        Path | None, typer.Option(help="Recipes TOML ([recipes.<name>] tables, optional [lab]).")
+        Path | None, typer.Option(help="Recipes TOML: recipes.<name> tables, optional lab table.")
     ] = None,
     seed: Annotated[
         int | None, typer.Option(help="Random seed (default: the preset's or the file's).")
