@@ -23,7 +23,8 @@ How a batch is proposed (:meth:`Campaign.ask`)
    weights cover the Pareto front.
 3. Outcome constraints (e.g. log10 σ_el ≥ −2) each get a GP; log P(constraint met) is added to the
    acquisition (constrained EI). Failed experiments train a GP classifier
-   (:mod:`optimizer.feasibility`); log P(success) is added as well.
+   (:mod:`optimizer.feasibility`); log P(success) is added as well, and candidates below
+   ``p_success_min`` (default 0.5) are penalised steeply (raise it when failures are costly).
 4. Batches and pending experiments: Kriging believer — pending experiments (asked, not yet told) and
    the batch members already chosen enter the objective GP as fantasies at their predicted mean,
    which removes their uncertainty, and raise the incumbent to their mean, so the next choice goes
@@ -60,7 +61,7 @@ from optimizer.acquisition import (
     upper_confidence_bound,
 )
 from optimizer.errors import CampaignError, CampaignFileError, ObservationError, SpaceError
-from optimizer.feasibility import FailureModel
+from optimizer.feasibility import P_SUCCESS_MIN, FailureModel
 from optimizer.pareto import chebyshev_scalarize, hypervolume, pareto_mask
 from optimizer.space import FeasibilityRule, Space
 from optimizer.surrogate import GPSurrogate
@@ -115,6 +116,9 @@ class Campaign:
     ucb_beta : β of UCB.
     n_initial : Sobol points before the GP takes over; default ``max(4, number of parameters + 1)``.
     feasible : known feasibility rule ``params -> bool`` (not saved; pass it again to :meth:`load`).
+    p_success_min : proposals need a predicted P(success) of at least this (GP classifier on
+        failed experiments); higher = fewer failures, slower convergence where the optimum lies
+        at a failure boundary (figures in :mod:`optimizer.feasibility`).
 
     Attributes
     ----------
@@ -135,6 +139,7 @@ class Campaign:
         ucb_beta: float = 2.0,
         n_initial: int | None = None,
         feasible: FeasibilityRule | None = None,
+        p_success_min: float = P_SUCCESS_MIN,
     ):
         self.space = Space.from_spec(space, feasible)
         if not isinstance(objectives, Mapping) or not objectives:
@@ -163,6 +168,9 @@ class Campaign:
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise SpaceError("seed", f"expected a non-negative integer, got {seed!r}")
         self.seed = seed
+        if not _finite(p_success_min) or not 0 < p_success_min < 1:
+            raise SpaceError("p_success_min", f"expected a number in (0, 1), got {p_success_min!r}")
+        self.p_success_min = float(p_success_min)
         self.acquisition = acquisition
         self.ucb_beta = float(ucb_beta)
         n_free = len(self.space.continuous) + len(self.space.categorical)
@@ -330,7 +338,7 @@ class Campaign:
                 if "max" in bounds:
                     total += log_probability_at_least(-m, s, -bounds["max"])
             if failure is not None:
-                total += failure.log_weight(Xc)
+                total += failure.log_weight(Xc, self.p_success_min)
             return total
 
         # Incumbent candidates: observed points whose constraints are met in posterior mean.
@@ -681,6 +689,7 @@ class Campaign:
             "seed": self.seed,
             "acquisition": self.acquisition,
             "ucb_beta": self.ucb_beta,
+            "p_success_min": self.p_success_min,
             "n_initial": self.n_initial,
             "round": self.round,
             "n_sobol": self.n_sobol,
@@ -729,6 +738,7 @@ class Campaign:
                 ucb_beta=data["ucb_beta"],
                 n_initial=data["n_initial"],
                 feasible=feasible,
+                p_success_min=data.get("p_success_min", P_SUCCESS_MIN),
             )
             c.round, c.n_sobol = int(data["round"]), int(data["n_sobol"])
             c.history = [dict(h) for h in data["history"]]
@@ -761,24 +771,15 @@ class Campaign:
 
 
 def plot_progress(campaign: Campaign, path) -> None:
-    """Plot, per round, the expected improvement left and the GP length scale of each parameter.
+    """Plot, per round, the expected improvement left and the GP length scale of each parameter
+    (:func:`optimizer.plots.progress_figure`) into ``path``.
 
     Falling expected improvement with stable length scales is the signal to stop.
     """
     import matplotlib.pyplot as plt
 
-    rounds = [r for r in campaign.rounds if r["strategy"] == "gp"]
-    fig, (ax_ei, ax_ls) = plt.subplots(2, 1, figsize=(6, 6), sharex=True)
-    x = [r["round"] for r in rounds]
-    ax_ei.semilogy(x, [max(r["expected_improvement"], 1e-12) for r in rounds], "o-")
-    ax_ei.set_ylabel("expected improvement left")
-    for name in campaign.space.by_name:
-        ls = [r["length_scales"].get(name, np.nan) for r in rounds]
-        if not np.all(np.isnan(ls)):
-            ax_ls.semilogy(x, ls, "o-", label=name)
-    ax_ls.set_ylabel("GP length scale (unit range)\nshort = influential")
-    ax_ls.set_xlabel("round")
-    ax_ls.legend(fontsize="small")
-    fig.tight_layout()
+    from optimizer.plots import progress_figure
+
+    fig = progress_figure(campaign.to_dict())
     fig.savefig(path)
     plt.close(fig)

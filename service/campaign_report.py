@@ -5,34 +5,25 @@ more objectives), every proposal with the GP's predicted value and uncertainty a
 was proposed and what was then measured, the GP's partial dependence on binder wt% per process
 type, and links to each round's study report (the ``analyze_study`` job's ``report.html``).
 
-Partial dependence: the GP is fitted to every successful observation; for each process type and
-each binder wt% on a grid, the other parameters are averaged over 64 points drawn from the
-search space (seed 0), which shows the binder effect with everything else marginalised.
+The figures (best so far, Pareto front per round, partial dependence) come from
+:mod:`optimizer.plots`, which the closed-loop report of :mod:`optimizer.closed_loop` uses too.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 
-import numpy as np
-
+from optimizer.plots import (
+    PD_SAMPLES,
+    best_per_round,
+    best_so_far_figure,
+    default_pd_axes,
+    pareto_front_figure,
+    partial_dependence_figure,
+    png_tag,
+)
 from service.models import CampaignInfo, ProposalInfo, RunInfo
-
-PD_GRID = 40
-PD_SAMPLES = 64
-
-
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode()
-    return f'<img alt="figure" src="data:image/png;base64,{data}">'
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -53,102 +44,28 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def best_per_round(state: dict, objective: str) -> list[tuple[int, float, float]]:
-    """(round, best observed value of the round's own proposals, best so far) per round that
-    has observations; rounds counted by when the experiments were proposed."""
-    direction = state["objectives"][objective]
-    pick = max if direction == "maximize" else min
-    by_round: dict[int, list[float]] = {}
-    for h in state["history"]:
-        if not h["failed"] and h["round"] is not None:
-            by_round.setdefault(h["round"], []).append(h["values"][objective])
-    out, so_far = [], None
-    for r in sorted(by_round):
-        best = pick(by_round[r])
-        so_far = best if so_far is None else pick(so_far, best)
-        out.append((r, best, so_far))
-    return out
-
-
 def _best_figure(state: dict, objective: str) -> str:
-    import matplotlib.pyplot as plt
-
-    rows = best_per_round(state, objective)
-    if not rows:
+    fig = best_so_far_figure(state, objective, f"{objective} (log10 S/cm at 30 °C)")
+    if fig is None:
         return "<p>No successful observation yet.</p>"
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for h in state["history"]:
-        if not h["failed"] and h["round"] is not None:
-            ax.errorbar(h["round"], h["values"][objective], yerr=h["sd"].get(objective, 0),
-                        fmt="o", color="0.6", ms=4)  # fmt: skip
-    ax.step([r for r, _, _ in rows], [s for _, _, s in rows], where="post", color="C0",
-            label="best so far")  # fmt: skip
-    ax.set_xlabel("round (when proposed)")
-    ax.set_ylabel(f"{objective} (log10 S/cm at 30 °C)")
-    ax.legend()
     table = _table(
         ["round", "best of round", "best so far"],
-        [[str(r), _fmt(b), _fmt(s)] for r, b, s in rows],
+        [[str(r), _fmt(b), _fmt(s)] for r, b, s in best_per_round(state, objective)],
     )
-    return _png(fig) + table
-
-
-def partial_dependence(state: dict, objective: str, real: str, categorical: str):
-    """GP partial dependence of ``objective`` on parameter ``real`` per choice of
-    ``categorical``: ``(grid, {choice: (mean, sd)})``, or None with < 3 observations."""
-    from optimizer.campaign import Campaign
-    from optimizer.surrogate import GPSurrogate
-
-    campaign = Campaign.from_dict(state)
-    ok = [h for h in campaign.history if not h["failed"]]
-    if len(ok) < 3:
-        return None
-    space = campaign.space
-    X = space.encode([h["params"] for h in ok])
-    y = np.array([h["values"][objective] for h in ok])
-    sd = np.array([h["sd"].get(objective, 0.0) for h in ok])
-    gp = GPSurrogate(n_restarts=1, random_state=0).fit(X, y, sd)
-    p = space.by_name[real]
-    grid = np.linspace(p.low, p.high, PD_GRID)
-    base = space.sample(PD_SAMPLES, np.random.default_rng(0))
-    curves = {}
-    for choice in space.by_name[categorical].choices:
-        means, sds = [], []
-        for w in grid:
-            pts = [{**b, real: float(w), categorical: choice} for b in base]
-            m, s = gp.predict(space.encode(pts))
-            means.append(m.mean())
-            sds.append(float(np.sqrt(np.mean(s**2))))
-        curves[choice] = (np.array(means), np.array(sds))
-    return grid, curves
+    return png_tag(fig) + table
 
 
 def _pd_section(state: dict, objective: str) -> str:
-    from optimizer.space import Categorical, Integer, Real, Space
-
-    space = Space.from_spec(state["space"])
-    reals = [p.name for p in space.parameters if isinstance(p, Real | Integer)]
-    cats = [p.name for p in space.parameters if isinstance(p, Categorical)]
-    real = "binder_wt_pct" if "binder_wt_pct" in reals else (reals[0] if reals else None)
-    cat = "process" if "process" in cats else (cats[0] if cats else None)
+    real, cat = default_pd_axes(state)
     if real is None or cat is None:
         return "<p>The space has no real × categorical pair to show.</p>"
-    pd = partial_dependence(state, objective, real, cat)
-    if pd is None:
+    fig = partial_dependence_figure(state, objective, real, cat)
+    if fig is None:
         return "<p>Too few observations for a GP yet.</p>"
-    import matplotlib.pyplot as plt
-
-    grid, curves = pd
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for i, (choice, (m, s)) in enumerate(curves.items()):
-        ax.plot(grid, m, color=f"C{i}", label=f"{cat} = {choice}")
-        ax.fill_between(grid, m - s, m + s, color=f"C{i}", alpha=0.2)
-    ax.set_xlabel(real)
-    ax.set_ylabel(f"{objective}, GP mean ± sd")
-    ax.legend()
     return (
         f"<p>GP partial dependence on {html.escape(real)} per {html.escape(cat)} (other "
-        f"parameters averaged over {PD_SAMPLES} points of the space; band: ±1 sd).</p>" + _png(fig)
+        f"parameters averaged over {PD_SAMPLES} points of the space; band: ±1 sd).</p>"
+        + png_tag(fig)
     )
 
 
@@ -186,6 +103,9 @@ def render_report(
         parts.append(_best_figure(state, objective))
     if len(objectives) > 1:
         parts.append("<h2>Pareto front after each round</h2>")
+        fig = pareto_front_figure(state)
+        if fig is not None:
+            parts.append(png_tag(fig))
         for r in runs:
             if r.pareto:
                 front = "; ".join(

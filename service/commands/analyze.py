@@ -118,9 +118,9 @@ def analyze(
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    draws: Annotated[int, typer.Option(help="Arrhenius draws per chain.")] = 1000,
+    draws: Annotated[int, typer.Option(help="Arrhenius draws per chain.")] = 2000,
     chains: Annotated[int, typer.Option(help="Arrhenius chains.")] = 4,
-    tune: Annotated[int, typer.Option(help="Arrhenius tuning steps per chain.")] = 1000,
+    tune: Annotated[int, typer.Option(help="Arrhenius tuning steps per chain.")] = 1500,
     circuit: Annotated[
         str | None,
         typer.Option(

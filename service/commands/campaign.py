@@ -1,5 +1,6 @@
 """``sigmalab campaign create|list|show|runs|proposals|pause|resume|add-measurements|report``:
-campaigns on a sigmalab server (the client CLI).
+campaigns on a sigmalab server (the client CLI); ``sigmalab campaign run``: a local closed loop
+with the virtual lab (:mod:`optimizer.closed_loop`), no server needed.
 
 Server and token come from ``--url``/``--token`` or ``SIGMALAB_URL``/``SIGMALAB_TOKEN``.
 """
@@ -15,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from inference.errors import InputError, SigmalabError
 from service.errors import ServiceError
 
 app = typer.Typer(no_args_is_help=True, help="Optimisation campaigns on a sigmalab server.")
@@ -157,3 +159,133 @@ def report(
     with _client(url, token) as client:
         client.campaign(campaign_id).report(out)
         console.print(f"wrote {out}", highlight=False)
+
+
+def _read_mapping(path: Path, what: str) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        kind = "TOML" if path.suffix == ".toml" else "JSON"
+        raise InputError(f"{path}: the {what} is not valid {kind}: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: the {what} must be a table/object")
+    return data
+
+
+def _objectives(specs: list[str] | None) -> dict:
+    out = {}
+    for text in specs or ["sigma_ion:maximize"]:
+        name, _, direction = text.partition(":")
+        if not name or direction not in ("maximize", "minimize"):
+            raise InputError(
+                f"--objective {text!r}: expected NAME:maximize or NAME:minimize "
+                "(NAME sigma_ion or sigma_el)"
+            )
+        out[name] = direction
+    return out
+
+
+@app.command()
+def run(
+    lab: Annotated[str, typer.Option(help="where recipes are made: 'virtual' (the virtual lab)")],
+    rounds: Annotated[int, typer.Option(help="total rounds (asks) of the campaign", min=1)] = 5,
+    batch: Annotated[int, typer.Option(help="proposals per round", min=1)] = 2,
+    space: Annotated[
+        Path | None,
+        typer.Option(
+            help="search-space spec, JSON or TOML (default: binder wt%, process, pressure)"
+        ),
+    ] = None,
+    objective: Annotated[
+        list[str] | None, typer.Option(help="NAME:maximize|minimize, repeatable")
+    ] = None,
+    method: Annotated[str, typer.Option(help="stage-1 fits: lsq (fast) or nuts")] = "lsq",
+    seed: Annotated[int, typer.Option(help="seed of the campaign, the lab and the analysis")] = 0,
+    lab_settings: Annotated[
+        Path | None, typer.Option(help="virtual-lab settings, JSON or TOML (LabSettings fields)")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="output folder")] = Path("closed-loop"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the loop saved in --out")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress display")] = False,
+) -> None:
+    """Closed loop, locally: ask → the virtual lab makes and measures → analyse → tell."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from optimizer.campaign import Campaign
+    from optimizer.closed_loop import DEFAULT_SPACE, resume_closed_loop, run_closed_loop
+    from optimizer.virtual_lab import LabSettings
+
+    try:
+        if lab != "virtual":
+            raise InputError(f"--lab {lab!r}: only 'virtual' (the virtual lab) runs locally")
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            disable=quiet,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("rounds", total=rounds)
+            stage_names = {"ask": "asking", "make": "making cells", "analyze": "analysing",
+                           "tell": "telling"}  # fmt: skip
+
+            def progress(event: dict) -> None:
+                r = event["round"]
+                if event["stage"] in stage_names:
+                    bar.update(task, description=f"round {r}: {stage_names[event['stage']]}")
+                    return
+                bar.update(task, completed=r)
+                best = event["best"]
+                best_text = (
+                    f"best {best['values']} (true {best['true']})" if best else "no best yet"
+                )
+                bar.console.print(
+                    f"round {r}/{event['rounds']}: told {event['n_told']} "
+                    f"({event['n_failed']} failed); {best_text}",
+                    highlight=False,
+                )
+
+            if resume:
+                result = resume_closed_loop(out, rounds, progress=progress)
+            else:
+                campaign = Campaign(
+                    _read_mapping(space, "search space") if space else DEFAULT_SPACE,
+                    _objectives(objective),
+                    seed=seed,
+                )
+                settings = (
+                    LabSettings.from_dict(_read_mapping(lab_settings, "lab settings"))
+                    if lab_settings
+                    else None
+                )
+                result = run_closed_loop(
+                    campaign, rounds, batch, out_dir=out, method=method,
+                    lab_settings=settings, seed=seed, progress=progress,
+                )  # fmt: skip
+        campaign = result.campaign
+        if len(campaign.objectives) == 1:
+            best = result.best()
+            if best is None:
+                console.print("no successful experiment", highlight=False)
+            else:
+                name = next(iter(campaign.objectives))
+                console.print(
+                    f"best recipe {best['id']}: {json.dumps(best['params'])}\n"
+                    f"  measured {name} = {best['values'][name]:.3f} ± {best['sd'][name]:.3f}"
+                    f", true {best['true'][name]:.3f} (log10 S/cm)",
+                    highlight=False,
+                )
+        else:
+            for h in campaign.pareto():
+                console.print(f"Pareto {h['id']}: {h['params']} {h['values']}", highlight=False)
+        console.print(f"wrote {result.campaign_path} and {result.report_path}", highlight=False)
+    except SigmalabError as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False)
+        raise typer.Exit(2) from None
