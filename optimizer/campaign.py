@@ -556,28 +556,33 @@ class Campaign:
         kinds: Mapping[str, str] | None = None,
         source: Mapping | None = None,
     ) -> None:
-        """Tell the conductivities of a fitted study (thin adapter over ``StudyResult``).
+        """Tell the conductivities of a fitted study (an ``inference.StudyResult``).
 
         Parameters
         ----------
-        study_result : object with ``conductivity_posterior(kind, temperature_C)`` returning
-            ``{recipe: (mean_log10_sigma, sd_log10_sigma)}``.
+        study_result : a StudyResult, or any object with ``log10_sigma_draws(kind,
+            temperature_C)`` returning recipe-level posterior draws of log10 σ (S/cm) with a
+            ``recipe`` dimension; each objective gets their mean and sd.
         recipe_params : recipe name → its parameter set. A recipe whose parameters equal a pending
             proposal's closes that proposal; others are told as outside observations.
         temperature_C : temperature of the conductivity, °C.
-        kinds : metric → conductivity kind; default ``sigma_ion → "ion"``,
-            ``sigma_el → "electron"``.
+        kinds : metric → conductivity kind; default ``sigma_ion → "ionic"``,
+            ``sigma_el → "electronic"``.
         source : provenance attached to every observation (e.g. the study's result id).
         """
-        kinds = dict(kinds or {"sigma_ion": "ion", "sigma_el": "electron"})
+        kinds = dict(kinds or {"sigma_ion": "ionic", "sigma_el": "electronic"})
         missing = [m for m in self.metrics if m not in kinds]
         if missing:
             raise ObservationError(
                 "tell_study.kinds", f"no conductivity kind for metric(s) {missing}"
             )
-        posteriors = {
-            m: study_result.conductivity_posterior(kinds[m], temperature_C) for m in self.metrics
-        }
+        posteriors = {}
+        for m in self.metrics:
+            draws = study_result.log10_sigma_draws(kinds[m], temperature_C)
+            posteriors[m] = {
+                str(r): (float(draws.sel(recipe=r).mean()), float(draws.sel(recipe=r).std()))
+                for r in draws["recipe"].values
+            }
         observations = []
         for recipe, params in recipe_params.items():
             values, sds = {}, {}

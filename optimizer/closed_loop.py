@@ -57,6 +57,7 @@ from optimizer.plots import (
     partial_dependence_figure,
     png_tag,
     progress_figure,
+    step_xy,
 )
 
 #: The default search space of ``sigmalab campaign run``.
@@ -403,8 +404,8 @@ def _convergence(state: dict, objective: str, temperature_C: float) -> str:
         true = true_values(incumbent["params"], temperature_C)[objective]
         rows.append((r, best_round, best_so_far, incumbent["id"], true))
     ax = fig.axes[0]
-    ax.step([r[0] for r in rows], [r[4] for r in rows], where="post", color="C3", ls="--",
-            label="true value of the best measured")  # fmt: skip
+    ax.step(*step_xy([r[0] for r in rows], [r[4] for r in rows]), where="post", color="C3",
+            ls="--", label="true value of the best measured")  # fmt: skip
     ax.legend()
     table = _table(
         ["round", "best of round", "best so far (measured)", "its id", "its true value"],

@@ -28,11 +28,11 @@ _P_FLOOR = 1e-12
 #
 # The threshold is a campaign setting (``Campaign(p_success_min=…)``). Measured on the virtual
 # lab's landscape, whose optimum sits right at the dry-film threshold (benchmarks/optimizer.py,
-# 8 seeds, 40 evaluations): 0.5 → 44 % of proposals fail, 13 evaluations to 95 % of the optimum;
-# 0.8 → 18 % fail, 25 evaluations; 0.9 → 4 % fail, but 95 % is reached in 2 of 8 seeds only
-# (random: 5 % fail, 95 % never reached). Counting a failure as one spent experiment, 0.5 reaches
-# the optimum with the fewest experiments, so it stays the default; raise it where a failed
-# experiment costs more than a measured one (material, instrument time, a shorted cell).
+# 10 seeds, 40 evaluations): 0.5 → 42 % of proposals fail, 13 evaluations to 95 % of the optimum;
+# 0.8 → 17 % fail, 25 evaluations; 0.9 (8 seeds) → 4 % fail, but 95 % is reached in 2 of 8 seeds
+# only (random: 5 % fail, 95 % never reached). Counting a failure as one spent experiment, 0.5
+# reaches the optimum with the fewest experiments, so it stays the default; raise it where a
+# failed experiment costs more than a measured one (material, instrument time, a shorted cell).
 P_SUCCESS_MIN = 0.5
 _PENALTY_SLOPE = 100.0
 

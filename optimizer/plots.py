@@ -64,6 +64,14 @@ def best_per_round(state: Mapping, objective: str) -> list[tuple[int, float, flo
     return out
 
 
+def step_xy(rounds: list[int], values: list[float]) -> tuple[list, list]:
+    """Points for ``ax.step(..., where="post")`` that show the last round's value too (a plain
+    post-step ends on a zero-width segment at the last round)."""
+    if not rounds:
+        return [], []
+    return [*rounds, rounds[-1] + 0.5], [*values, values[-1]]
+
+
 def best_so_far_figure(state: Mapping, objective: str, ylabel: str | None = None):
     """Observations (± sd, grey) per round and the best so far (step line); None without any
     successful observation."""
@@ -76,8 +84,9 @@ def best_so_far_figure(state: Mapping, objective: str, ylabel: str | None = None
     for h in _observed(state):
         ax.errorbar(h["round"], h["values"][objective], yerr=h["sd"].get(objective, 0),
                     fmt="o", color="0.6", ms=4)  # fmt: skip
-    ax.step([r for r, _, _ in rows], [s for _, _, s in rows], where="post", color="C0",
-            label="best so far")  # fmt: skip
+    ax.step(*step_xy([r for r, _, _ in rows], [s for _, _, s in rows]), where="post",
+            color="C0", label="best so far")  # fmt: skip
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("round (when proposed)")
     ax.set_ylabel(ylabel or objective)
     ax.legend()

@@ -84,6 +84,26 @@ def test_small_study_recovers_truth_within_90_percent(small_study, small_result)
 
 
 @pytest.mark.slow
+def test_campaign_learns_from_a_real_study_result(small_result):
+    from optimizer import Campaign
+
+    space = {
+        "binder_wt_pct": {"type": "real", "low": 0, "high": 3},
+        "process": {"type": "categorical", "choices": ["dry", "wet"]},
+    }
+    c = Campaign(space, {"sigma_ion": "maximize"}, seed=0)
+    params = {name: {k: SMALL_RECIPES[name][k] for k in space} for name in SMALL_RECIPES}
+    c.tell_study(small_result, params)
+    draws = small_result.log10_sigma_draws("ionic", 30.0)
+    told = c.to_dataframe().set_index("process")
+    for name, recipe in SMALL_RECIPES.items():
+        expected = draws.sel(recipe=name)
+        row = told.loc[recipe["process"]]
+        assert row["sigma_ion"] == pytest.approx(float(expected.mean()))
+        assert row["sd_sigma_ion"] == pytest.approx(float(expected.std()))
+    assert c.best()["params"]["process"] == "dry"
+
+
 def test_compare_is_antisymmetric_and_checks_names(small_result):
     ab = small_result.compare("dry", "wet", "electronic", 30.0)
     ba = small_result.compare("wet", "dry", "electronic", 30.0)
