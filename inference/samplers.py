@@ -377,26 +377,8 @@ class PymcSampler:
                 callback=callback,
             )
         self.compiled = True
-        post = idata["posterior"]
-        stats = idata["sample_stats"]
         _check_stop(should_stop)
-        _notify(
-            progress,
-            phase="sampling",
-            done=draws,
-            total=draws,
-            divergences=int(stats["diverging"].sum()),
-        )
-        return Draws(
-            posterior={k: np.asarray(post[k]) for k in post.data_vars},
-            sample_stats={
-                "diverging": np.asarray(stats["diverging"], dtype=bool),
-                "n_steps": np.asarray(stats["n_steps"]),
-                "acceptance_rate": np.asarray(stats["acceptance_rate"]),
-                "step_size": np.asarray(stats["step_size"]),
-            },
-            sampler="pymc",
-        )
+        return _draws_from_idata(idata, "pymc", "acceptance_rate", draws, progress)
 
 
 class NutpieSampler:
@@ -460,24 +442,7 @@ class NutpieSampler:
             time.sleep(0.05)
         idata = background.wait()
         _check_stop(should_stop)
-        post, stats = idata["posterior"], idata["sample_stats"]
-        _notify(
-            progress,
-            phase="sampling",
-            done=draws,
-            total=draws,
-            divergences=int(stats["diverging"].sum()),
-        )
-        return Draws(
-            posterior={k: np.asarray(post[k]) for k in post.data_vars},
-            sample_stats={
-                "diverging": np.asarray(stats["diverging"], dtype=bool),
-                "n_steps": np.asarray(stats["n_steps"]),
-                "acceptance_rate": np.asarray(stats["mean_tree_accept"]),
-                "step_size": np.asarray(stats["step_size"]),
-            },
-            sampler="nutpie",
-        )
+        return _draws_from_idata(idata, "nutpie", "mean_tree_accept", draws, progress)
 
 
 def _finished(background) -> bool:
@@ -540,3 +505,25 @@ def clear_cache() -> None:
     """Forget every compiled sampler (frees memory; the next fit compiles again)."""
     with _LOCK:
         _CACHE.clear()
+
+
+def _draws_from_idata(idata, sampler: str, acceptance_key: str, draws: int, progress) -> Draws:
+    """Draws from a PyMC/nutpie InferenceData (their acceptance statistic has its own name)."""
+    post, stats = idata["posterior"], idata["sample_stats"]
+    _notify(
+        progress,
+        phase="sampling",
+        done=draws,
+        total=draws,
+        divergences=int(stats["diverging"].sum()),
+    )
+    return Draws(
+        posterior={k: np.asarray(post[k]) for k in post.data_vars},
+        sample_stats={
+            "diverging": np.asarray(stats["diverging"], dtype=bool),
+            "n_steps": np.asarray(stats["n_steps"]),
+            "acceptance_rate": np.asarray(stats[acceptance_key]),
+            "step_size": np.asarray(stats["step_size"]),
+        },
+        sampler=sampler,
+    )

@@ -218,3 +218,17 @@ def test_garbage_in_gives_clear_errors():
 def test_wrong_circuit_is_flagged_not_hidden(cases):
     f = fit_spectrum(cases[0][1], "R0-p(R1,CPE1)", method="lsq", draws=100)
     assert any("poor" in w for w in f.warnings)
+
+
+@pytest.mark.slow
+def test_pymc_fallback_sampler_recovers_the_truth():
+    """sampler="pymc" needs nothing beyond PyMC and gives the same kind of result."""
+    circuit = parse_circuit("R0-p(R1,CPE1)")
+    truth = {"R0": 10.0, "R1": 100.0, "CPE1_0": 1e-6, "CPE1_1": 0.9}
+    spectrum = simulate_spectrum(circuit, truth, np.geomspace(1e6, 1, 40), seed=4)
+    fit = fit_spectrum(spectrum, circuit, sampler="pymc", draws=300, tune=300, chains=2, seed=0)
+    assert fit.attrs["sampler"] == "pymc"
+    assert fit.posterior.sizes == {"chain": 2, "draw": 300}
+    for name in ("R0", "R1"):
+        lo, hi = np.quantile(fit.posterior[name].values, [0.05, 0.95])
+        assert lo <= truth[name] <= hi, name
