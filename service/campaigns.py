@@ -403,16 +403,7 @@ class CampaignStore:
     def start_collect(self, run: dict) -> bool:
         """collect → analyze: take every unclaimed batch of the campaign, atomically."""
         with self.engine.begin() as c:
-            moved = c.execute(
-                campaign_runs.update()
-                .where(
-                    campaign_runs.c.id == run["id"],
-                    campaign_runs.c.status == RUNNING,
-                    campaign_runs.c.step == "collect",
-                )
-                .values(step="analyze")
-            ).rowcount
-            if moved != 1:
+            if not _move_step(c, run, "collect", step="analyze"):
                 return False
             c.execute(
                 campaign_measurements.update()
@@ -460,21 +451,9 @@ class CampaignStore:
 
     def _tell(self, run, version, state, told, values) -> None:
         with self.engine.begin() as c:
-            moved = c.execute(
-                campaign_runs.update()
-                .where(
-                    campaign_runs.c.id == run["id"],
-                    campaign_runs.c.status == RUNNING,
-                    campaign_runs.c.step == "tell",
-                )
-                .values(**values)
-            ).rowcount
-            saved = c.execute(
-                campaigns.update()
-                .where(campaigns.c.id == run["campaign_id"], campaigns.c.version == version)
-                .values(state=state, version=version + 1, updated_at=time.time())
-            ).rowcount
-            if moved != 1 or saved != 1:
+            moved = _move_step(c, run, "tell", **values)
+            saved = _save_state(c, run["campaign_id"], version, state, time.time())
+            if not (moved and saved):
                 raise _Lost  # rolls back the whole transaction
             for pid, status in told.items():
                 c.execute(
@@ -498,31 +477,19 @@ class CampaignStore:
     def _propose(self, run, state, proposals, round_) -> None:
         now = time.time()
         with self.engine.begin() as c:
-            moved = c.execute(
-                campaign_runs.update()
-                .where(
-                    campaign_runs.c.id == run["id"],
-                    campaign_runs.c.status == RUNNING,
-                    campaign_runs.c.step == "propose",
-                    campaign_runs.c.propose_job == run["propose_job"],
-                )
-                .values(
-                    status=SUCCEEDED,
-                    step=None,
-                    round=round_,
-                    proposal_ids=[p["id"] for p in proposals],
-                    finished_at=now,
-                )
-            ).rowcount
-            saved = c.execute(
-                campaigns.update()
-                .where(
-                    campaigns.c.id == run["campaign_id"],
-                    campaigns.c.version == run["propose_version"],
-                )
-                .values(state=state, version=run["propose_version"] + 1, updated_at=now)
-            ).rowcount
-            if moved != 1 or saved != 1:
+            moved = _move_step(
+                c,
+                run,
+                "propose",
+                campaign_runs.c.propose_job == run["propose_job"],
+                status=SUCCEEDED,
+                step=None,
+                round=round_,
+                proposal_ids=[p["id"] for p in proposals],
+                finished_at=now,
+            )
+            saved = _save_state(c, run["campaign_id"], run["propose_version"], state, now)
+            if not (moved and saved):
                 raise _Lost  # rolls back the whole transaction
             for p in proposals:
                 c.execute(
@@ -876,3 +843,21 @@ class CampaignManager:
             n_pending=len(optimizer.pending),
             active_runs=[r["id"] for r in runs if r["status"] in UNFINISHED],
         )
+
+
+def _move_step(c, run: dict, at_step: str, *conditions, **values) -> bool:
+    """Compare-and-set inside transaction ``c``: apply ``values`` to ``run`` only while it is
+    still RUNNING at ``at_step`` (and meets ``conditions``); True when it moved."""
+    q = campaign_runs.update().where(
+        campaign_runs.c.id == run["id"],
+        campaign_runs.c.status == RUNNING,
+        campaign_runs.c.step == at_step,
+        *conditions,
+    )
+    return c.execute(q.values(**values)).rowcount == 1
+
+
+def _save_state(c, campaign_id: str, version: int, state: dict, now: float) -> bool:
+    """Save the campaign's optimizer state if it is still at ``version``; True when saved."""
+    q = campaigns.update().where(campaigns.c.id == campaign_id, campaigns.c.version == version)
+    return c.execute(q.values(state=state, version=version + 1, updated_at=now)).rowcount == 1
