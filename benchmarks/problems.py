@@ -33,6 +33,15 @@ class Problem:
     optimum: float = math.nan
     reference: float = math.nan
     hv_reference: list = field(default_factory=list)
+    p_random_95: float = math.nan
+
+    def random_evals_to_95(self, q: float) -> float:
+        """The q-quantile of random search's evaluations to 95 %: the first hit of a geometric
+        law with the hit rate ``p_random_95`` of 100 000 random points (single objective)."""
+        p = self.p_random_95
+        if not p > 0:
+            return math.inf
+        return float(max(1, math.ceil(math.log1p(-q) / math.log1p(-p))))
 
     @property
     def multi(self) -> bool:
@@ -106,17 +115,39 @@ def branin_currin(x1: float, x2: float) -> tuple[float, float]:
     return f1, float(f2)
 
 
-def _median_random(evaluate, spec, n=20_000) -> float:
+RANDOM_DRAWS = 100_000
+
+
+def _random_values(evaluate, spec, n=RANDOM_DRAWS) -> np.ndarray:
+    """Objective at ``n`` uniformly random points (NaN where the experiment fails)."""
     space = Space.from_spec(spec)
     rng = np.random.default_rng(12345)
-    values = []
-    for _ in range(n):
+    values = np.full(n, np.nan)
+    for i in range(n):
         z = rng.random(space.n_cont)
         cat = np.array([rng.integers(len(p.choices)) for p in space.categorical], int)
         v = evaluate(space.from_parts(space.round_unit(z), cat))
         if v is not None:
-            values.append(v["y"])
-    return float(np.median(values))
+            values[i] = v["y"]
+    return values
+
+
+def _single(name, title, spec, evaluate, budget, optimum) -> Problem:
+    """A single-objective problem with its random-search reference and 95 % hit rate."""
+    values = _random_values(evaluate, spec)
+    reference = float(np.nanmedian(values))
+    threshold = reference + 0.95 * (optimum - reference)
+    return Problem(
+        name,
+        title,
+        spec,
+        {"y": "maximize"},
+        evaluate,
+        budget,
+        optimum=optimum,
+        reference=reference,
+        p_random_95=float(np.mean(values >= threshold)),  # NaN (failure) compares False
+    )
 
 
 LAB_SPEC = {
@@ -152,29 +183,11 @@ def problems() -> dict[str, Problem]:
         "x2": {"type": "real", "low": 0, "high": 15},
     }
     ev = lambda p: {"y": -float(branin(p["x1"], p["x2"]))}  # noqa: E731
-    out["branin"] = Problem(
-        "branin",
-        "Branin (2 reals)",
-        spec,
-        {"y": "maximize"},
-        ev,
-        40,
-        optimum=-0.397887,
-        reference=_median_random(ev, spec),
-    )
+    out["branin"] = _single("branin", "Branin (2 reals)", spec, ev, 40, -0.397887)
 
     spec = {f"x{i}": {"type": "real", "low": 0, "high": 1} for i in range(1, 7)}
     ev = lambda p: {"y": float(hartmann6([p[f"x{i}"] for i in range(1, 7)])[0])}  # noqa: E731
-    out["hartmann6"] = Problem(
-        "hartmann6",
-        "Hartmann-6 (6 reals)",
-        spec,
-        {"y": "maximize"},
-        ev,
-        60,
-        optimum=3.32237,
-        reference=_median_random(ev, spec),
-    )
+    out["hartmann6"] = _single("hartmann6", "Hartmann-6 (6 reals)", spec, ev, 60, 3.32237)
 
     spec = {
         "x1": {"type": "real", "low": 0, "high": 1},
@@ -183,15 +196,8 @@ def problems() -> dict[str, Problem]:
         "cat": {"type": "categorical", "choices": ["a", "b", "c"]},
     }
     ev = lambda p: {"y": mixed(p)}  # noqa: E731
-    out["mixed"] = Problem(
-        "mixed",
-        "Mixed Branin (2 reals, integer, 3-way categorical)",
-        spec,
-        {"y": "maximize"},
-        ev,
-        50,
-        optimum=-0.397887 / 50,
-        reference=_median_random(ev, spec),
+    out["mixed"] = _single(
+        "mixed", "Mixed Branin (2 reals, integer, 3-way categorical)", spec, ev, 50, -0.397887 / 50
     )
 
     grid_w = np.linspace(0, 3, 3001)
@@ -201,16 +207,14 @@ def problems() -> dict[str, Problem]:
         for w in grid_w
         if (v := lab_sigma_ion({"binder_wt_pct": float(w), "process": proc, "press_MPa": 500}))
     )
-    out["lab"] = Problem(
+    out["lab"] = _single(
         "lab",
         "Virtual lab log10 σ_ion (binder wt%, process, pressure; films below the binder "
         "threshold fail)",
         LAB_SPEC,
-        {"y": "maximize"},
         lab_sigma_ion,
         40,
-        optimum=best,
-        reference=_median_random(lab_sigma_ion, LAB_SPEC, n=4000),
+        best,
     )
 
     spec = {

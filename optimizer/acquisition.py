@@ -11,11 +11,14 @@ Acquisition functions (all for *maximisation* of the objective):
 
 Maximisation (:func:`maximize`): the function is evaluated on many scrambled-Sobol candidates at
 once (every categorical combination when there are few, Sobol-drawn choices otherwise), plus small
-perturbations of the best observed points; the best few start a multi-start L-BFGS-B (SLSQP when the
-space has linear constraints) over the continuous coordinates with the categorical choices held.
-All starts are optimised as one stacked problem; because the sum of independent starts is separable,
-its gradient comes from ``1 + d`` batched evaluations (forward differences), so the acquisition
-needs no gradient code of its own. Integer coordinates are optimised relaxed and rounded at the end.
+perturbations of the best observed points; the best candidate and others drawn by roulette
+(probability ∝ exp(log acquisition)) start a multi-start L-BFGS-B (SLSQP when the space has
+linear constraints) over the continuous coordinates with the categorical choices held. All starts
+are optimised as one stacked problem; because the sum of independent starts is separable, its
+gradient comes from ``1 + d`` batched evaluations (forward differences), so the acquisition needs
+no gradient code of its own. Integer coordinates are optimised relaxed and rounded at the end.
+An optional ``select`` score then chooses among all evaluated candidates (the campaign uses it to
+price failed experiments, :mod:`optimizer.feasibility`).
 """
 
 from __future__ import annotations
@@ -189,6 +192,22 @@ def _local_search(
     return np.clip(unpack(res.x), 0.0, 1.0)
 
 
+def _pick_starts(
+    values: np.ndarray, best: int, n_starts: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The best candidate plus ``n_starts − 1`` others drawn with probability ∝ exp(value − best)
+    (roulette on the log acquisition, as Optuna's GP sampler does): the starts spread over several
+    promising basins instead of crowding the best one."""
+    finite = np.isfinite(values)
+    weight = np.exp(np.where(finite, values, -np.inf) - values[best])
+    weight[best] = 0.0
+    k = min(n_starts - 1, int((weight > 0).sum()))
+    if k == 0:
+        return np.array([best])
+    others = rng.choice(len(values), k, replace=False, p=weight / weight.sum())
+    return np.concatenate([[best], others])
+
+
 def maximize(
     acq: Acquisition,
     space: Space,
@@ -197,8 +216,9 @@ def maximize(
     fixed: dict | None = None,
     anchors: list[dict] | None = None,
     exclude: np.ndarray | None = None,
-    n_raw: int = 512,
-    n_starts: int = 6,
+    select: Acquisition | None = None,
+    n_raw: int = 2048,
+    n_starts: int = 10,
     max_combos: int = 16,
     maxiter: int = 60,
 ) -> tuple[dict, float]:
@@ -212,8 +232,12 @@ def maximize(
     fixed : parameter values the result must take (batch-shared settings).
     anchors : good parameter sets (e.g. the best observations) to search around as well.
     exclude : encoded points the result must differ from (observed, pending, batch members).
+    select : vectorised score, encoded inputs → (m,), that chooses among the evaluated
+        candidates (Sobol points, local optima) instead of ``acq``; −inf marks a candidate as
+        inadmissible (e.g. too likely to fail). When no new admissible candidate scores above
+        −inf, ``acq`` chooses.
     n_raw : Sobol points per categorical combination (total capped by ``max_combos`` combinations).
-    n_starts : local searches started from the best raw candidates.
+    n_starts : local searches, started from the best raw candidate and others drawn by roulette.
     maxiter : iterations of each local search.
 
     Returns
@@ -246,7 +270,7 @@ def maximize(
     free = np.array([j for j in range(space.n_cont) if j not in fixed_cont], int)
     order = np.argsort(-values, kind="stable")
     if len(free) and np.isfinite(values[order[0]]):
-        starts = order[:n_starts][np.isfinite(values[order[:n_starts]])]
+        starts = _pick_starts(values, order[0], n_starts, rng)
         z_opt = space.round_unit(_local_search(acq, space, z[starts], cat[starts], free, maxiter))
         v_opt = acq(space.encode_parts(z_opt, cat[starts]))
         if space.constraints:
@@ -257,14 +281,18 @@ def maximize(
         order = np.argsort(-values, kind="stable")
 
     x_all = space.encode_parts(z, cat)
-    for i in order:
-        if not np.isfinite(values[i]):
-            break
-        if _is_duplicate(x_all[i : i + 1], exclude)[0]:
-            continue
-        params = space.from_parts(z[i], cat[i])
-        if space.admissible(params):
-            return params, float(values[i])
+    rankings = [values]
+    if select is not None:
+        rankings.insert(0, np.where(np.isfinite(values), select(x_all), -np.inf))
+    for score in rankings:
+        for i in np.argsort(-score, kind="stable"):
+            if not np.isfinite(score[i]):
+                break
+            if _is_duplicate(x_all[i : i + 1], exclude)[0]:
+                continue
+            params = space.from_parts(z[i], cat[i])
+            if space.admissible(params):
+                return params, float(values[i])
     raise CampaignError(
         "no admissible new candidate found: the constraints, feasibility rule and shared "
         "settings leave no untried point"

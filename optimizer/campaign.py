@@ -23,8 +23,10 @@ How a batch is proposed (:meth:`Campaign.ask`)
    weights cover the Pareto front.
 3. Outcome constraints (e.g. log10 σ_el ≥ −2) each get a GP; log P(constraint met) is added to the
    acquisition (constrained EI). Failed experiments train a GP classifier
-   (:mod:`optimizer.feasibility`); log P(success) is added as well, and candidates below
-   ``p_success_min`` (default 0.5) are penalised steeply (raise it when failures are costly).
+   (:mod:`optimizer.feasibility`); log P(success) is added as well, candidates below
+   ``p_success_min`` (default 0.7) are not proposed, and the final choice maximises the expected
+   utility P(success)·EI − (1 − P(success))·cost of a failure (``failure_cost``, default 0.1 sd of
+   the observed objective), so the boundary of a failure region is probed only while that pays.
 4. Batches and pending experiments: Kriging believer — pending experiments (asked, not yet told) and
    the batch members already chosen enter the objective GP as fantasies at their predicted mean,
    which removes their uncertainty, and raise the incumbent to their mean, so the next choice goes
@@ -61,7 +63,7 @@ from optimizer.acquisition import (
     upper_confidence_bound,
 )
 from optimizer.errors import CampaignError, CampaignFileError, ObservationError, SpaceError
-from optimizer.feasibility import P_SUCCESS_MIN, FailureModel
+from optimizer.feasibility import FAILURE_COST, P_SUCCESS_MIN, FailureModel
 from optimizer.pareto import chebyshev_scalarize, hypervolume, pareto_mask
 from optimizer.space import FeasibilityRule, Space
 from optimizer.surrogate import GPSurrogate
@@ -119,6 +121,9 @@ class Campaign:
     p_success_min : proposals need a predicted P(success) of at least this (GP classifier on
         failed experiments); higher = fewer failures, slower convergence where the optimum lies
         at a failure boundary (figures in :mod:`optimizer.feasibility`).
+    failure_cost : price of a failed experiment, in standard deviations of the observed objective
+        values; a risky proposal must promise an expected improvement worth it (0 = a failure
+        costs only the lost experiment).
 
     Attributes
     ----------
@@ -140,14 +145,19 @@ class Campaign:
         n_initial: int | None = None,
         feasible: FeasibilityRule | None = None,
         p_success_min: float = P_SUCCESS_MIN,
+        failure_cost: float = FAILURE_COST,
     ):
         self.space = Space.from_spec(space, feasible)
         if not isinstance(objectives, Mapping) or not objectives:
-            raise SpaceError("objectives", "expected a mapping {name: 'maximize' | 'minimize'}")
+            raise SpaceError(
+                "objectives", "expected a mapping {name: 'maximize' | 'minimize'}", what="campaign"
+            )
         for name, direction in objectives.items():
             if direction not in DIRECTIONS:
                 raise SpaceError(
-                    f"objectives.{name}", f"expected one of {DIRECTIONS}, got {direction!r}"
+                    f"objectives.{name}",
+                    f"expected one of {DIRECTIONS}, got {direction!r}",
+                    what="campaign",
                 )
         self.objectives = dict(objectives)
         self.outcome_constraints = {}
@@ -156,21 +166,39 @@ class Campaign:
                 raise SpaceError(
                     f"outcome_constraints.{name}",
                     f"expected {{'min': x}} and/or {{'max': y}}, got {bounds!r}",
+                    what="campaign",
                 )
             for key, v in bounds.items():
                 if not _finite(v):
                     raise SpaceError(
-                        f"outcome_constraints.{name}.{key}", f"expected a number, got {v!r}"
+                        f"outcome_constraints.{name}.{key}",
+                        f"expected a number, got {v!r}",
+                        what="campaign",
                     )
             self.outcome_constraints[name] = {k: float(v) for k, v in bounds.items()}
         if acquisition not in ACQUISITIONS:
-            raise SpaceError("acquisition", f"expected one of {ACQUISITIONS}, got {acquisition!r}")
+            raise SpaceError(
+                "acquisition",
+                f"expected one of {ACQUISITIONS}, got {acquisition!r}",
+                what="campaign",
+            )
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise SpaceError("seed", f"expected a non-negative integer, got {seed!r}")
+            raise SpaceError(
+                "seed", f"expected a non-negative integer, got {seed!r}", what="campaign"
+            )
         self.seed = seed
         if not _finite(p_success_min) or not 0 < p_success_min < 1:
-            raise SpaceError("p_success_min", f"expected a number in (0, 1), got {p_success_min!r}")
+            raise SpaceError(
+                "p_success_min",
+                f"expected a number in (0, 1), got {p_success_min!r}",
+                what="campaign",
+            )
         self.p_success_min = float(p_success_min)
+        if not _finite(failure_cost) or failure_cost < 0:
+            raise SpaceError(
+                "failure_cost", f"expected a number ≥ 0, got {failure_cost!r}", what="campaign"
+            )
+        self.failure_cost = float(failure_cost)
         self.acquisition = acquisition
         self.ucb_beta = float(ucb_beta)
         n_free = len(self.space.continuous) + len(self.space.categorical)
@@ -392,9 +420,31 @@ class Campaign:
                     base = log_expected_improvement(m, s, best)
                 return base + log_feasible(Xc)
 
+            select = None
+            if failure is not None and best is not None:
+                cost = self.failure_cost * model.y_std_
+
+                def select(Xc, model=model, best=best, cost=cost, spread=j > 0):
+                    # Expected utility with a priced failure, u = P·gain − (1 − P)·cost, gain =
+                    # EI × P(outcome constraints met): a risky candidate must pay for its risk.
+                    m, s = model.predict(Xc)
+                    log_gain = log_expected_improvement(m, s, best)
+                    log_gain += log_feasible(Xc) - failure.log_weight(Xc, self.p_success_min)
+                    u = failure.expected_utility(Xc, np.exp(log_gain), cost)
+                    too_risky = failure.log_prob_success(Xc) < np.log(self.p_success_min)
+                    u[too_risky] = -np.inf
+                    if not spread or (u >= 0).any():
+                        return u
+                    # Nothing pays for its risk and u ≈ −(1 − P)·cost: every member would take
+                    # the same likeliest success. Later members take the least explored point
+                    # (posterior sd, which the fantasies lower) among the near-best ones instead.
+                    return np.where(u >= u.max() - 0.1 * cost, s, -np.inf)
+
             fixed = {n: chosen[0][n] for n in shared} if chosen else None
             known = np.vstack([exclude, space.encode(chosen)]) if chosen else exclude
-            params, _ = maximize(acq, space, rng, fixed=fixed, anchors=anchors, exclude=known)
+            params, _ = maximize(
+                acq, space, rng, fixed=fixed, anchors=anchors, exclude=known, select=select
+            )
             x_new = space.encode([params])
             if j == 0:
                 m, s = model.predict(x_new)
@@ -695,6 +745,7 @@ class Campaign:
             "acquisition": self.acquisition,
             "ucb_beta": self.ucb_beta,
             "p_success_min": self.p_success_min,
+            "failure_cost": self.failure_cost,
             "n_initial": self.n_initial,
             "round": self.round,
             "n_sobol": self.n_sobol,
@@ -744,6 +795,7 @@ class Campaign:
                 n_initial=data["n_initial"],
                 feasible=feasible,
                 p_success_min=data.get("p_success_min", P_SUCCESS_MIN),
+                failure_cost=data.get("failure_cost", FAILURE_COST),
             )
             c.round, c.n_sobol = int(data["round"]), int(data["n_sobol"])
             c.history = [dict(h) for h in data["history"]]

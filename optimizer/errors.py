@@ -24,12 +24,13 @@ class SpaceError(InputError):
     ----------
     field : where in the spec, e.g. ``"binder_wt_pct.high"`` or ``"constraints[0]"``.
     problem : what is wrong and what was expected.
+    what : the spec at fault: the search space, or the campaign's own settings.
     """
 
-    def __init__(self, field: str, problem: str):
+    def __init__(self, field: str, problem: str, what: str = "search space"):
         self.field = field
         self.problem = problem
-        super().__init__(f"search space, {field}: {problem}")
+        super().__init__(f"{what}, {field}: {problem}")
 
 
 class ObservationError(InputError):

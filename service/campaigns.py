@@ -176,6 +176,12 @@ class CampaignSpec(BaseModel):
     q: int = Field(4, ge=1, le=64, description="proposals per round")
     seed: int = Field(0, ge=0, le=2**31 - 1)
     n_initial: int | None = Field(None, ge=1, le=1000, description="initial-design size")
+    p_success_min: float | None = Field(
+        None, gt=0, lt=1, description="least predicted P(success) of a proposal (default 0.7)"
+    )
+    failure_cost: float | None = Field(
+        None, ge=0, description="price of a failed experiment, in sd of the objective (0.1)"
+    )
     schedule: dict[str, Any] = Field(
         description="{'cron': '*/30 * * * * *', 'timezone': 'UTC'} or {'measurements': N}"
     )
@@ -207,7 +213,13 @@ def check_spec(spec: CampaignSpec, data_dir: Path) -> dict:
                 f"unknown objective; the analysis measures {', '.join(OBJECTIVE_KINDS)}",
             )
     try:
-        optimizer = Campaign(spec.space, spec.objectives, seed=spec.seed, n_initial=spec.n_initial)
+        optimizer = Campaign(
+            spec.space,
+            spec.objectives,
+            seed=spec.seed,
+            n_initial=spec.n_initial,
+            **spec.model_dump(include={"p_success_min", "failure_cost"}, exclude_none=True),
+        )
     except InputError as exc:
         field = getattr(exc, "field", None)
         problem = getattr(exc, "problem", str(exc))

@@ -163,6 +163,40 @@ def test_failures_are_learned_not_invented():
     assert df.loc[df["status"] == "failed", "sigma_ion"].isna().all()
 
 
+def _failure_edge_campaign(**settings) -> Campaign:
+    """Known truth: y = −x is best at low x, but every x < 0.3 fails; both sides are observed."""
+    c = Campaign(
+        {"x": {"type": "real", "low": 0, "high": 1}}, {"y": "maximize"}, seed=0, **settings
+    )
+    c.tell(
+        [{"params": {"x": x}, "failed": True} for x in (0.0, 0.1, 0.2, 0.25, 0.28)]
+        + [{"params": {"x": x}, "values": {"y": -x}} for x in (0.3, 0.32, 0.4, 0.6, 0.8, 1.0)]
+    )
+    return c
+
+
+def test_a_priced_failure_keeps_proposals_out_of_the_failure_region():
+    # Unpriced and barely constrained, the GP's upward extrapolation wins: it proposes x < 0.3.
+    risky = _failure_edge_campaign(p_success_min=0.05, failure_cost=0.0).ask(2)
+    assert all(b["params"]["x"] < 0.3 for b in risky)
+    # Defaults: the improvement left (at most 0.02 below x = 0.3) does not pay for the risk.
+    safe = _failure_edge_campaign().ask(2)
+    xs = [b["params"]["x"] for b in safe]
+    assert all(x > 0.3 for x in xs)
+    assert abs(xs[0] - xs[1]) > 0.05  # the batch does not pile onto one point
+
+
+def test_failure_settings_are_checked_and_saved(tmp_path):
+    with pytest.raises(SpaceError, match="campaign, failure_cost"):
+        Campaign(SPEC, {"sigma_ion": "maximize"}, failure_cost=-1)
+    with pytest.raises(SpaceError, match="campaign, p_success_min"):
+        Campaign(SPEC, {"sigma_ion": "maximize"}, p_success_min=1.5)
+    c = Campaign(SPEC, {"sigma_ion": "maximize"}, p_success_min=0.9, failure_cost=0.5)
+    c.save(tmp_path / "c.json")
+    loaded = Campaign.load(tmp_path / "c.json")
+    assert (loaded.p_success_min, loaded.failure_cost) == (0.9, 0.5)
+
+
 def test_linear_constraint_holds_for_every_proposal():
     spec = {
         "parameters": {f: {"type": "real", "low": 0, "high": 1} for f in ("a", "b", "c")},

@@ -248,6 +248,8 @@ def test_folder_watch_takes_ready_folders_and_rejects_bad_ones(server, tmp_path)
         ({"connector": {"kind": "virtual_lab", "delay_s": -1}}, "connector.delay_s"),
         ({"connector": {"kind": "folder_watch", "inbox": "../etc"}}, "connector.inbox"),
         ({"q": 0}, "q"),
+        ({"failure_cost": -1}, "failure_cost"),
+        ({"p_success_min": 1}, "p_success_min"),
     ],
 )
 def test_bad_specs_are_422_problems_naming_the_field(server, change, field):

@@ -6,7 +6,7 @@ from scipy.stats import norm
 
 from optimizer.acquisition import log_expected_improvement, log_probability_at_least
 from optimizer.pareto import chebyshev_scalarize, hypervolume, pareto_mask
-from optimizer.surrogate import GPSurrogate
+from optimizer.surrogate import GPSurrogate, _log_prior
 
 
 def _disputed_fit(sd_a: float, sd_b: float) -> float:
@@ -65,6 +65,20 @@ def test_fit_is_reproducible_with_a_seed():
     a = GPSurrogate(random_state=7).fit(X, y).hyperparameters_
     b = GPSurrogate(random_state=7).fit(X, y).hyperparameters_
     assert a == b
+
+
+def test_hyperparameter_prior_gradient_matches_finite_differences_and_peaks_at_unit_scale():
+    theta = np.log([0.7, 0.2, 1.0, 2.5, 0.01])  # [a, three length scales, nugget]
+    value, grad = _log_prior(theta)
+    step = 1e-6
+    numeric = [
+        (_log_prior(theta + step * e)[0] - _log_prior(theta - step * e)[0]) / (2 * step)
+        for e in np.eye(len(theta))
+    ]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+    # exp(−0.1/λ − 0.1·λ) on λ = ℓ⁻² is largest at ℓ = 1: both shorter and longer scales cost.
+    at = lambda ell: _log_prior(np.log([1.0, ell, 0.01]))[0]  # noqa: E731
+    assert at(1.0) > at(0.3) and at(1.0) > at(3.0)
 
 
 def test_log_ei_matches_closed_form_and_stays_finite_in_the_tail():

@@ -205,6 +205,14 @@ def run(
     ] = None,
     method: Annotated[str, typer.Option(help="stage-1 fits: lsq (fast) or nuts")] = "lsq",
     seed: Annotated[int, typer.Option(help="seed of the campaign, the lab and the analysis")] = 0,
+    p_success_min: Annotated[
+        float | None,
+        typer.Option(help="least predicted P(success) of a proposal [default: 0.7]"),
+    ] = None,
+    failure_cost: Annotated[
+        float | None,
+        typer.Option(help="price of a failed experiment, in sd of the objective [default: 0.1]"),
+    ] = None,
     lab_settings: Annotated[
         Path | None, typer.Option(help="virtual-lab settings, JSON or TOML (LabSettings fields)")
     ] = None,
@@ -259,6 +267,14 @@ def run(
                     _read_mapping(space, "search space") if space else DEFAULT_SPACE,
                     _objectives(objective),
                     seed=seed,
+                    **{
+                        k: v
+                        for k, v in {
+                            "p_success_min": p_success_min,
+                            "failure_cost": failure_cost,
+                        }.items()
+                        if v is not None
+                    },
                 )
                 settings = (
                     LabSettings.from_dict(_read_mapping(lab_settings, "lab settings"))
