@@ -26,12 +26,15 @@ import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
 from benchmarks.problems import Problem, problems
 from optimizer.campaign import Campaign
 from optimizer.space import Categorical, Integer, Real, Space
+
+RESULTS = Path(__file__).parent / "results"
 
 SEEDS_FULL, SEEDS_QUICK = 20, 3
 
@@ -142,6 +145,7 @@ def run_optuna(problem: Problem, seed: int, sampler_name: str) -> tuple[list, fl
     return values, (time.perf_counter() - t) / problem.budget
 
 
+OURS = ("ours (GP, log EI)",)
 RISKY = "ours, failures unpriced (P(success) ≥ 0.5, failure_cost 0)"
 METHODS = {
     "ours (GP, log EI)": run_ours,
@@ -167,6 +171,8 @@ def _one(job: tuple[str, str, int]) -> dict:
         "method": method,
         "seed": seed,
         "evals_to_95": int(reached[0]) + 1 if len(reached) else math.inf,
+        # Simple regret after each evaluation (inf until the first successful one).
+        "regret": [float(problem.optimum - v) for v in scores],
         "regret_half": float(problem.optimum - scores[len(scores) // 2 - 1]),
         "regret_final": float(problem.optimum - scores[-1]),
         "failure_rate": float(np.mean([v is None for v in values])),
@@ -208,6 +214,33 @@ def _median_difference_interval(a: np.ndarray, b: np.ndarray, n: int = 4000) -> 
     mb = np.median(rng.choice(b, (n, len(b))), axis=1)
     lo, hi = np.percentile(ma - mb, [5, 95])
     return float(lo), float(hi)
+
+
+def plot_regret(runs: list[dict], names: list[str], path: Path) -> None:
+    """Median simple regret vs evaluations, one panel per problem, one line per method."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.6), squeeze=False)
+    for ax, n in zip(axes[0], names, strict=True):
+        for i, m in enumerate(METHODS):
+            curves = [r["regret"] for r in runs if r["problem"] == n and r["method"] == m]
+            if not curves:
+                continue
+            median = np.median(np.array(curves, float), axis=0)  # inf (no success yet) sorts last
+            ax.plot(
+                np.arange(1, len(median) + 1),
+                median,
+                color=f"C{i}",
+                label=m,
+                lw=2.4 if m in OURS else 1.2,
+            )
+        ax.set(title=problems()[n].title.split(" (")[0], xlabel="evaluations", yscale="log")
+    axes[0][0].set_ylabel("median simple regret")
+    handles = {h.get_label(): h for ax in axes[0] for h in ax.get_lines()}
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _fmt_evals(v: float, budget: int) -> str:
@@ -324,6 +357,8 @@ def run(quick: bool = False) -> dict:
                 f"{RISKY} {after[RISKY]:.0%}, random {after['random']:.0%}"
             )
         verdicts.append(verdict)
+    figure = RESULTS / "optimizer_regret.png"
+    plot_regret(runs, names, figure)
     speed = time_ask()
     rows.append(
         {
@@ -352,10 +387,16 @@ def run(quick: bool = False) -> dict:
         ],
         "rows": rows,
         "runs": [
-            {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in r.items()}
+            {
+                k: [None if math.isinf(x) else x for x in v]
+                if k == "regret"
+                else (None if isinstance(v, float) and math.isinf(v) else v)
+                for k, v in r.items()
+            }
             for r in runs
         ],
         "notes": (
+            f"![median simple regret vs evaluations]({figure.name}) "
             f"{n_seeds} seeds per problem and method, one proposal per evaluation, 2 worker "
             "processes. Progress = (best − median random value)/(optimum − median random value); "
             "hypervolume/optimal hypervolume for BraninCurrin. Failed experiments: ours told "

@@ -397,7 +397,10 @@ def _laplace_fit(spectrum, c, start, draws, chains, seed) -> SpectrumFit:
         r = values[arc.r]
         if arc.kind == "TLM":
             r = r + values[c.param_names[c.param_names.index(arc.r) + 1]]
-        values[f"tau_{arc.q.rsplit('_', 1)[0]}"] = (r * values[arc.q]) ** (1 / alpha)
+        # τ = (R·Q)^(1/α): where a poorly identified exponent draws α near 0, τ leaves float
+        # range and is +inf (an arc without a time constant in the data), said without a warning.
+        with np.errstate(over="ignore"):
+            values[f"tau_{arc.q.rsplit('_', 1)[0]}"] = (r * values[arc.q]) ** (1 / alpha)
     posterior = _posterior_dataset(c, values)
     stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))})
     fit = SpectrumFit(
