@@ -16,7 +16,7 @@ one-hot categorical columns)::
   reproducible) to the maximum of marginal likelihood × prior (:func:`_log_prior`, the priors of
   Optuna's GP sampler). Without the prior, the first rounds' fits (≤ 20 points in 6-D) often
   chose very short or very long length scales; on Hartmann-6 the prior brought the median number
-  of evaluations to 95 % of the optimum from 46 to 35 (20 seeds, with the acquisition changes of
+  of evaluations to 95 % of the optimum from 46 to 34.5 (20 seeds, with the acquisition changes of
   the same commit; ``benchmarks/results/optimizer.md``).
 - Length scales are bounded to [0.02, 3] on the unit-scaled inputs (:data:`LENGTH_SCALE_BOUNDS`).
   At ℓ = 3 the Matérn-5/2 correlation across the whole range is already 0.9: longer scales add
