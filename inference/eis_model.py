@@ -81,7 +81,7 @@ def evaluate(circuit, natural: dict, internal: dict, frequency_Hz, xp=np):
     frequency_Hz : frequencies (Hz).
     xp : array module.
     """
-    from inference.circuits.complexmath import cadd, crecip
+    from inference.circuits.complexmath import combine
     from inference.circuits.parser import ElementNode, Series
 
     arcs = {arc.label: arc for arc in circuit.arcs if arc.kind in ("CPE", "C")}
@@ -100,15 +100,7 @@ def evaluate(circuit, natural: dict, internal: dict, frequency_Hz, xp=np):
             r_over = natural[arc.r] / ((1 + xc) ** 2 + xs**2)
             return r_over * (1 + xc), -r_over * xs
         parts = [walk(child) for child in node.children]
-        if isinstance(node, Series):
-            total = parts[0]
-            for part in parts[1:]:
-                total = cadd(total, part)
-            return total
-        admittance = crecip(parts[0])
-        for part in parts[1:]:
-            admittance = cadd(admittance, crecip(part))
-        return crecip(admittance)
+        return combine(parts, series=isinstance(node, Series))
 
     re, im = walk(circuit.tree)
     zero = 0 * omega

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-from inference.circuits.complexmath import cadd, crecip
+from inference.circuits.complexmath import combine
 from inference.circuits.parser import ElementNode, Parallel, Series, parse_tree
 from inference.errors import InputError
 from inference.spectrum import make_spectrum
@@ -154,15 +154,7 @@ class Circuit:
             start = self._offset[node.name]
             return node.element.impedance(xp, values[start : start + node.element.n_params], omega)
         parts = [self._eval(child, values, omega, xp) for child in node.children]
-        if isinstance(node, Series):
-            total = parts[0]
-            for part in parts[1:]:
-                total = cadd(total, part)
-            return total
-        admittance = crecip(parts[0])
-        for part in parts[1:]:
-            admittance = cadd(admittance, crecip(part))
-        return crecip(admittance)
+        return combine(parts, series=isinstance(node, Series))
 
 
 def parse_circuit(string: str | Circuit) -> Circuit:

@@ -34,6 +34,19 @@ def crecip(a: Pair) -> Pair:
     return a[0] / d, -a[1] / d
 
 
+def combine(parts: list[Pair], series: bool) -> Pair:
+    """Impedance of branches in series (Σ Z) or in parallel (1 / Σ 1/Z)."""
+    if series:
+        total = parts[0]
+        for part in parts[1:]:
+            total = cadd(total, part)
+        return total
+    admittance = crecip(parts[0])
+    for part in parts[1:]:
+        admittance = cadd(admittance, crecip(part))
+    return crecip(admittance)
+
+
 def cdiv(a: Pair, b: Pair) -> Pair:
     """a / b."""
     return cmul(a, crecip(b))
