@@ -13,6 +13,7 @@ Which resistance is used depends on the cell (physics.md §1, DESIGN.md § Infer
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 
 from inference.errors import InputError
 
@@ -84,6 +85,39 @@ def conductivity_draws(
     length = _positive_normal(rng, thickness_cm, thickness_sd_cm, r.shape)
     area = _positive_normal(rng, area_cm2, area_sd_cm2, r.shape)
     return length / (r * area)
+
+
+def conductivity_dataarray(
+    resistance: xr.DataArray,
+    attrs,
+    *,
+    thickness_cm: float | None = None,
+    area_cm2: float | None = None,
+    thickness_sd_cm: float | None = None,
+    area_sd_cm2: float | None = None,
+    seed: int = 0,
+) -> xr.DataArray:
+    """σ draws (S/cm) on the dims of ``resistance`` (posterior draws in Ω, named after the circuit
+    parameter); geometry from the arguments, else from ``attrs`` (the measured data's)."""
+    given = {
+        "thickness_cm": thickness_cm,
+        "area_cm2": area_cm2,
+        "thickness_sd_cm": thickness_sd_cm,
+        "area_sd_cm2": area_sd_cm2,
+    }
+    defaults = {"thickness_sd_cm": 0.0, "area_sd_cm2": 0.0}
+    geo = {k: v if v is not None else attrs.get(k, defaults.get(k)) for k, v in given.items()}
+    missing = [k for k in ("thickness_cm", "area_cm2") if geo[k] is None]
+    if missing:
+        raise InputError(f"conductivity needs {' and '.join(missing)} (argument or data attrs)")
+    geo = {k: float(v) for k, v in geo.items()}
+    return xr.DataArray(
+        conductivity_draws(resistance.values, seed=seed, **geo),
+        dims=resistance.dims,
+        coords=resistance.coords,
+        name="sigma_S_per_cm",
+        attrs={"units": "S/cm", "resistance": resistance.name, **geo},
+    )
 
 
 def _positive_normal(rng, mean: float, sd: float, shape) -> np.ndarray:

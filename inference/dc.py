@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from inference.conductivity import conductivity_draws
+from inference.conductivity import conductivity_dataarray
 from inference.errors import InputError, ModelError
 from inference.samplers import ProgressFn, StopFn, get_sampler
 
@@ -203,17 +203,14 @@ class DCFit:
         seed: int = 0,
     ) -> xr.DataArray:
         """Electronic σ = L/(R·A) draws (S/cm); geometry defaults to the record's attrs."""
-        from inference.fit import _geometry
-
-        geo = _geometry(self.record.attrs, thickness_cm, area_cm2, thickness_sd_cm, area_sd_cm2)
-        r = self.posterior["R_ohm"]
-        sigma = conductivity_draws(r.values, seed=seed, **geo)
-        return xr.DataArray(
-            sigma,
-            dims=r.dims,
-            coords=r.coords,
-            name="sigma_S_per_cm",
-            attrs={"units": "S/cm", "resistance": "R_ohm", **geo},
+        return conductivity_dataarray(
+            self.posterior["R_ohm"],
+            self.record.attrs,
+            thickness_cm=thickness_cm,
+            area_cm2=area_cm2,
+            thickness_sd_cm=thickness_sd_cm,
+            area_sd_cm2=area_sd_cm2,
+            seed=seed,
         )
 
 

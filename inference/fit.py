@@ -24,7 +24,7 @@ import xarray as xr
 
 from inference import eis_model
 from inference.circuits import parse_circuit
-from inference.conductivity import composite_resistance_name, conductivity_draws
+from inference.conductivity import composite_resistance_name, conductivity_dataarray
 from inference.errors import InputError, ModelError
 from inference.priors import apply_overrides, default_priors, priors_to_json
 from inference.samplers import FitCancelled, ProgressFn, StopFn, get_sampler
@@ -155,17 +155,15 @@ class SpectrumFit:
         ``thickness_sd_cm``, ``area_sd_cm2``. ``resistance`` overrides which parameter is used
         (default: the last arc's R, see :mod:`inference.conductivity`).
         """
-        c = parse_circuit(self.circuit)
-        name = composite_resistance_name(c, cell_type, resistance)
-        geo = _geometry(self.observed.attrs, thickness_cm, area_cm2, thickness_sd_cm, area_sd_cm2)
-        r = self.posterior[name]
-        sigma = conductivity_draws(r.values, seed=seed, **geo)
-        return xr.DataArray(
-            sigma,
-            dims=r.dims,
-            coords=r.coords,
-            name="sigma_S_per_cm",
-            attrs={"units": "S/cm", "resistance": name, **geo},
+        name = composite_resistance_name(parse_circuit(self.circuit), cell_type, resistance)
+        return conductivity_dataarray(
+            self.posterior[name],
+            self.observed.attrs,
+            thickness_cm=thickness_cm,
+            area_cm2=area_cm2,
+            thickness_sd_cm=thickness_sd_cm,
+            area_sd_cm2=area_sd_cm2,
+            seed=seed,
         )
 
 
@@ -604,21 +602,6 @@ def _write_atomic(tree: xr.DataTree, path) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
-
-
-def _geometry(attrs, thickness_cm, area_cm2, thickness_sd_cm, area_sd_cm2) -> dict:
-    geo = {
-        "thickness_cm": thickness_cm if thickness_cm is not None else attrs.get("thickness_cm"),
-        "area_cm2": area_cm2 if area_cm2 is not None else attrs.get("area_cm2"),
-        "thickness_sd_cm": thickness_sd_cm
-        if thickness_sd_cm is not None
-        else attrs.get("thickness_sd_cm", 0.0),
-        "area_sd_cm2": area_sd_cm2 if area_sd_cm2 is not None else attrs.get("area_sd_cm2", 0.0),
-    }
-    missing = [k for k in ("thickness_cm", "area_cm2") if geo[k] is None]
-    if missing:
-        raise InputError(f"conductivity needs {' and '.join(missing)} (argument or data attrs)")
-    return {k: float(v) for k, v in geo.items()}
 
 
 def _source(spectrum) -> str:
