@@ -30,10 +30,28 @@ def _save(fig, path):
     return fig
 
 
+def _draw_index(n: int) -> np.ndarray:
+    """At most ``N_BAND_DRAWS`` evenly spaced indices out of ``n`` posterior draws."""
+    return np.unique(np.linspace(0, n - 1, min(n, N_BAND_DRAWS)).astype(int))
+
+
+def _band(ax, x, draws, lw: float = 1.5) -> None:
+    """The 90 % band and the median of curve draws (draws × len(x)), in the fit colour."""
+    lo, hi = (1 - BAND) / 2 * 100, (1 + BAND) / 2 * 100
+    ax.fill_between(
+        x,
+        np.percentile(draws, lo, axis=0),
+        np.percentile(draws, hi, axis=0),
+        color="C1",
+        alpha=0.3,
+        label=f"{BAND:.0%} band",
+    )
+    ax.plot(x, np.median(draws, axis=0), color="C1", lw=lw, label="median fit")
+
+
 def _curve_draws(c, posterior, f_dense):
     flat = posterior.stack(sample=("chain", "draw"))
-    n = flat.sizes["sample"]
-    idx = np.unique(np.linspace(0, n - 1, min(n, N_BAND_DRAWS)).astype(int))
+    idx = _draw_index(flat.sizes["sample"])
     params = {name: flat[name].values[idx][:, None] for name in c.param_names}
     with np.errstate(all="ignore"):
         re, im = c.evaluate(params, f_dense)
@@ -63,7 +81,6 @@ def plot_spectrum_fit(fit, path=None, n_pairs: int = 2):
     z = fit.observed["z_real"].values + 1j * fit.observed["z_imag"].values
     f_dense = np.logspace(np.log10(f.min()), np.log10(f.max()), 200)
     curves = _curve_draws(c, fit.posterior, f_dense)
-    lo, hi = (1 - BAND) / 2 * 100, (1 + BAND) / 2 * 100
     median = np.median(curves.real, axis=0) + 1j * np.median(curves.imag, axis=0)
 
     fig, axes = _figure(2, 3, (15, 8.5))
@@ -82,15 +99,7 @@ def plot_spectrum_fit(fit, path=None, n_pairs: int = 2):
         (axes[0, 1], np.abs(z), modulus, "|Z| / Ω"),
         (axes[0, 2], np.degrees(np.angle(z)), phase, "phase / °"),
     ):
-        ax.fill_between(
-            f_dense,
-            np.percentile(model, lo, axis=0),
-            np.percentile(model, hi, axis=0),
-            color="C1",
-            alpha=0.3,
-            label=f"{BAND:.0%} band",
-        )
-        ax.plot(f_dense, np.median(model, axis=0), color="C1", lw=2, label="median fit")
+        _band(ax, f_dense, model, lw=2)
         ax.plot(f, data, "o", ms=3.5, color="C0", label="data")
         ax.set(xscale="log", xlabel="f / Hz", ylabel=label)
         if label.startswith("|Z|"):
@@ -115,10 +124,13 @@ def plot_spectrum_fit(fit, path=None, n_pairs: int = 2):
             ax.axis("off")
             continue
         a, b, r = pair
-        ax.plot(
-            fit.posterior[a].values.ravel(), fit.posterior[b].values.ravel(), ".", ms=2, alpha=0.3
-        )
-        ax.set(xscale="log", yscale="log", xlabel=a, ylabel=b, title=f"{a} vs {b} (r = {r:.2f})")
+        x, y = fit.posterior[a].values.ravel(), fit.posterior[b].values.ravel()
+        ax.plot(x, y, ".", ms=2, alpha=0.3)
+        ax.set(xlabel=a, ylabel=b, title=f"{a} vs {b} (r = {r:.2f})")
+        # Log axes where draws span a decade; within a narrow range log ticks overprint.
+        for axis, values in (("x", x), ("y", y)):
+            if values.max() > 10 * values.min():
+                ax.set(**{f"{axis}scale": "log"})
     fig.suptitle(_title(fit))
     return _save(fig, path)
 
@@ -154,18 +166,9 @@ def plot_dc_fit(fit, path=None):
     grid = np.linspace(min(v.min(), 0), max(v.max(), 0), 100)
     r = fit.posterior["R_ohm"].values.ravel()
     v0 = fit.posterior["V0_V"].values.ravel()
-    sel = np.unique(np.linspace(0, r.size - 1, min(r.size, N_BAND_DRAWS)).astype(int))
-    lines = (grid[None, :] - v0[sel, None]) / r[sel, None]
+    sel = _draw_index(r.size)
+    _band(ax, grid, (grid[None, :] - v0[sel, None]) / r[sel, None])
     lo, hi = (1 - BAND) / 2 * 100, (1 + BAND) / 2 * 100
-    ax.fill_between(
-        grid,
-        np.percentile(lines, lo, axis=0),
-        np.percentile(lines, hi, axis=0),
-        color="C1",
-        alpha=0.3,
-        label=f"{BAND:.0%} band",
-    )
-    ax.plot(grid, np.median(lines, axis=0), color="C1", label="median fit")
     ax.errorbar(
         v, i, yerr=fit.steps["current_sd_A"].values, fmt="o", color="C0", label="steady state"
     )
