@@ -83,8 +83,8 @@ class StudyResult:
     arrhenius : kind → ArviZ DataTree of the Arrhenius layer (see :func:`arr.fit_arrhenius`).
     fits : record id → thinned stage-1 posterior (natural-unit parameters).
     curves : spectrum id → data and fitted Nyquist median / 90 % band.
-    settings : method, joint, seed, draws, chains, tune, circuit, resistance, temperatures_C,
-        command, versions, date.
+    settings : kind (the study's, see :class:`inference.study.Study`), method, joint, seed,
+        draws, chains, tune, circuit, resistance, temperatures_C, command, versions, date.
     timing_s : wall time per phase, s (``total`` included).
     paper : reference values from ``paper_values.toml`` (empty when absent).
     truth : true values from a simulated study's ``truth.json`` (empty when absent).
@@ -845,6 +845,7 @@ def analyze_study(
 
     timing["total"] = time.perf_counter() - started
     settings = {
+        "kind": study.kind,
         "method": method,
         "joint": bool(joint),
         "seed": int(seed),

@@ -5,11 +5,12 @@ The manifest is ``<study>/manifest.toml``; paths in it are relative to its folde
     [study]                          # optional; any keys, kept as given
     name = "emley2023"
     description = "dry vs wet composite cathodes"
+    kind = "composite_cathode"       # or "solid_electrolyte", "other" (see Study.kind)
 
     [recipes.dry_PTFE]               # one table per recipe
-    binder = "PTFE"                  # required: binder type (any name)
-    binder_wt_pct = 0.5              # required: wt % of all solids, 0..100
-    process = "dry"                  # required: process name (any name)
+    binder = "PTFE"                  # optional: binder type (any name)
+    binder_wt_pct = 0.5              # optional: wt % of all solids, 0..100
+    process = "dry"                  # optional: process name (any name)
     press_MPa = 375                  # any further keys are process parameters, kept as given
 
     [[cells]]                        # one table per cell
@@ -53,6 +54,10 @@ from inference.readers import read_dc, read_spectrum
 
 MANIFEST_NAME = "manifest.toml"
 CELL_TYPES = ("ion", "electron")
+#: What a study measures (``[study] kind``); it chooses priors and which predictions apply.
+STUDY_KINDS = ("composite_cathode", "solid_electrolyte", "other")
+#: Recipe fields that make a study a composite cathode when ``kind`` is not given.
+BINDER_FIELDS = ("binder", "binder_wt_pct", "process")
 KINDS = ("eis", "dc")
 DEFAULT_KIND = {"ion": "eis", "electron": "dc"}
 TEMPERATURE_RANGE_C = (-100.0, 500.0)
@@ -77,6 +82,8 @@ class Study:
     ----------
     manifest_path : the manifest read; file paths are relative to its folder.
     info : the manifest's ``[study]`` table (``name``, ``description``, …).
+    kind : ``composite_cathode``, ``solid_electrolyte`` or ``other``: ``[study] kind``, else
+        ``composite_cathode`` when any recipe gives a binder field, else ``other``.
     recipes : recipe name → its fields as given (binder, binder_wt_pct, process, …).
     cells : DataFrame indexed by ``cell_id`` with columns ``recipe``, ``type``, ``status``
         (``ok``/``failed``), ``failure_reason``, ``thickness_cm``, ``thickness_sd_cm``,
@@ -98,6 +105,7 @@ class Study:
     measurements: list[xr.Dataset] = field(repr=False)
     manifest_sha256: str = ""
     unreadable: list[dict] = field(default_factory=list)
+    kind: str = "other"
 
     @property
     def name(self) -> str:
@@ -239,12 +247,27 @@ def _check_recipes(manifest, data: dict) -> dict[str, dict]:
         entry = f"recipes.{name}"
         if not isinstance(fields_, dict):
             raise ManifestError(manifest, "must be a table of recipe fields", entry)
-        _text(manifest, entry, fields_, "binder")
-        _text(manifest, entry, fields_, "process")
-        wt = _number(manifest, entry, fields_, "binder_wt_pct")
-        if not 0 <= wt <= 100:
-            raise ManifestError(manifest, f"'binder_wt_pct' = {wt:g} is outside 0..100", entry)
+        for key in ("binder", "process"):
+            if key in fields_:
+                _text(manifest, entry, fields_, key)
+        if "binder_wt_pct" in fields_:
+            wt = _number(manifest, entry, fields_, "binder_wt_pct")
+            if not 0 <= wt <= 100:
+                raise ManifestError(manifest, f"'binder_wt_pct' = {wt:g} is outside 0..100", entry)
     return recipes
+
+
+def _study_kind(manifest, info: dict, recipes: dict) -> str:
+    """``[study] kind``, checked; else the default rule of :class:`Study`."""
+    if "kind" not in info:
+        has_binder = any(key in r for r in recipes.values() for key in BINDER_FIELDS)
+        return "composite_cathode" if has_binder else "other"
+    kind = info["kind"]
+    if kind not in STUDY_KINDS:
+        raise ManifestError(
+            manifest, f"'kind' = {kind!r}; expected one of {', '.join(STUDY_KINDS)}", "study"
+        )
+    return kind
 
 
 def _check_cells(manifest, data: dict, recipes: dict) -> pd.DataFrame:
@@ -416,6 +439,7 @@ def load_study(path, *, unreadable: str = "raise") -> Study:
     if not isinstance(info, dict):
         raise ManifestError(manifest, "'study' must be a table ([study])")
     recipes = _check_recipes(manifest, data)
+    kind = _study_kind(manifest, info, recipes)
     cells = _check_cells(manifest, data, recipes)
     entries = _check_files(manifest, data, cells)
     if unreadable not in ("raise", "record"):
@@ -447,6 +471,7 @@ def load_study(path, *, unreadable: str = "raise") -> Study:
         measurements=measurements,
         manifest_sha256=hashlib.sha256(raw).hexdigest(),
         unreadable=skipped,
+        kind=kind,
     )
 
 

@@ -182,9 +182,13 @@ BREAKS = {
         lambda m: _cell(m).pop("area_cm2"),
         r"cells #1 .*'area_cm2' is missing",
     ),
-    "recipe without binder": (
-        lambda m: m["recipes"]["wet_NBR"].pop("binder"),
-        r"\[recipes.wet_NBR\].*'binder' is missing",
+    "binder type not a string": (
+        lambda m: m["recipes"]["wet_NBR"].update(binder=3),
+        r"\[recipes.wet_NBR\].*'binder' must be a non-empty string, got 3",
+    ),
+    "unknown study kind": (
+        lambda m: m.setdefault("study", {}).update(kind="cathode"),
+        r"\[study\]: 'kind' = 'cathode'; expected one of composite_cathode, solid_electrolyte",
     ),
     "binder wt% out of range": (
         lambda m: m["recipes"]["wet_NBR"].update(binder_wt_pct=120),
@@ -208,6 +212,17 @@ def test_inconsistent_manifests_are_refused_with_one_clear_line(tmp_path, name):
         load_study(tmp_path / "s")
     message = str(info.value)
     assert "\n" not in message and message.startswith(str(path))
+
+
+def test_study_kind_is_given_or_follows_the_recipes(tmp_path):
+    manifest = _small_manifest()
+    assert load_study(_write(tmp_path / "a", manifest).parent).kind == "composite_cathode"
+    for recipe in manifest["recipes"].values():
+        for key in ("binder", "binder_wt_pct", "process"):
+            recipe.pop(key)
+    assert load_study(_write(tmp_path / "b", manifest).parent).kind == "other"
+    manifest.setdefault("study", {})["kind"] = "solid_electrolyte"
+    assert load_study(_write(tmp_path / "c", manifest).parent).kind == "solid_electrolyte"
 
 
 def test_toml_syntax_error_names_the_line(tmp_path):
