@@ -2,6 +2,7 @@
 
 from inference.analysis import StudyResult, analyze_study
 from inference.circuits import Circuit, parse_circuit, simulate_spectrum
+from inference.compare import CircuitComparison, compare_circuits
 from inference.conductivity import composite_resistance_name, conductivity_draws
 from inference.dc import DCFit, detect_plateaus, fit_dc
 from inference.errors import (
@@ -23,6 +24,7 @@ from inference.study import Study, load_study
 
 __all__ = [
     "Circuit",
+    "CircuitComparison",
     "KKResult",
     "LsqResult",
     "CircuitError",
@@ -38,6 +40,7 @@ __all__ = [
     "StudyResult",
     "analyze_study",
     "capacity_retention",
+    "compare_circuits",
     "composite_resistance_name",
     "conductivity_draws",
     "detect_format",

@@ -38,23 +38,22 @@ import pandas as pd
 import xarray as xr
 
 from inference import arrhenius as arr
+from inference import diagnostics as dg
 from inference.errors import FitCancelled, InputError, ModelError, SigmalabError
-from inference.rate_capability import capacity_retention
+from inference.rate_capability import retention_draws
 from inference.summary import SCHEMA_VERSION, json_safe, write_atomic, write_summary
 
 DEFAULT_CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
 ZERO_C_K = 273.15
 KIND_OF_CELL = {"ion": "ionic", "electron": "electronic"}
-#: Posterior draws kept per stage-1 fit in ``result.nc`` and used for the Nyquist bands.
-KEEP_DRAWS = 200
+#: Posterior draws per stage-1 fit used for the Nyquist bands (result.nc keeps them all,
+#: unless ``keep_draws`` asks for fewer).
+BAND_DRAWS = 200
 #: Frequencies of the fitted Nyquist curves (log grid over the measured range).
 CURVE_POINTS = 160
 #: Rate-capability pushforward (physics.md §2.7): temperature and C-rates (h⁻¹).
 RATE_TEMPERATURE_C = 60.0
 RATE_C_RATES = (1 / 3, 1 / 2)
-#: A stage-1 fit whose chains disagree this much (r̂ above) is excluded: its chains found
-#: different solutions (typically two arcs swapped), so its σ summary means nothing.
-RHAT_EXCLUDE = 1.1
 ProgressFn = Callable[[dict], None]
 
 
@@ -77,11 +76,14 @@ class StudyResult:
     study_name, study_path : the study analysed.
     records : one row per spectrum / DC record: ``id``, ``file``, ``kind`` (ionic/electronic),
         ``recipe``, ``cell``, ``temperature_K``, ``log10_sigma``, ``log10_sigma_sd``,
-        ``geometry_sd`` (decades), ``max_rhat``, ``min_ess_bulk``, ``divergences``,
-        ``kk_passed``, ``flags``, ``status`` (``ok``; ``failed``: the file or fit raised;
-        ``excluded``: fitted but not converged, r̂ > :data:`RHAT_EXCLUDE`), ``reason``.
+        ``geometry_sd`` (decades), ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``,
+        ``divergences``, ``bfmi``, ``at_bound`` (list), ``kk_passed``, ``flags``, ``status``
+        (``ok``: used; ``failed``: the file or fit raised; ``excluded``: fitted but its chains
+        disagree, r̂ > :data:`inference.diagnostics.RHAT_EXCLUDE`), ``reason``, ``verdict``
+        (``ok``/``warning``/``excluded``, :mod:`inference.diagnostics`) and ``reasons`` (list).
     arrhenius : kind → ArviZ DataTree of the Arrhenius layer (see :func:`arr.fit_arrhenius`).
-    fits : record id → thinned stage-1 posterior (natural-unit parameters).
+    fits : record id → stage-1 fit as an ArviZ DataTree: ``posterior`` (natural-unit
+        parameters, every draw), ``sample_stats`` and ``log_likelihood``.
     curves : spectrum id → data and fitted Nyquist median / 90 % band.
     settings : kind (the study's, see :class:`inference.study.Study`), method, joint, seed,
         draws, chains, tune, circuit, resistance, temperatures_C, command, versions, date.
@@ -136,12 +138,15 @@ class StudyResult:
         return arr.log10_sigma_at(self._tree(kind), temperature_C + ZERO_C_K)
 
     def conductivity_table(self, temperature_C: float = 30.0) -> pd.DataFrame:
-        """σ per recipe and kind at ``temperature_C``: median and 90 % interval, S/cm."""
+        """σ per recipe and kind at ``temperature_C``: median and 90 % interval, S/cm, and
+        ``prior_dominated`` (:func:`inference.arrhenius.prior_check`)."""
         rows = []
         for kind in self.kinds:
+            tree = self._tree(kind)
             draws = self.log10_sigma_draws(kind, temperature_C)
             for recipe in self.recipes(kind):
                 med, lo, hi = _interval(10.0 ** draws.sel(recipe=recipe).values)
+                check = arr.prior_check(tree, recipe, temperature_C + ZERO_C_K)
                 rows.append(
                     {
                         "recipe": recipe,
@@ -150,24 +155,29 @@ class StudyResult:
                         "median_S_per_cm": med,
                         "ci90_lo_S_per_cm": lo,
                         "ci90_hi_S_per_cm": hi,
+                        "prior_dominated": check["prior_dominated"],
                     }
                 )
         return pd.DataFrame(rows)
 
     def activation_energy_table(self) -> pd.DataFrame:
-        """Ea per recipe and kind: median and 90 % interval, eV."""
+        """Ea per recipe and kind: median and 90 % interval, eV, in the layer's Arrhenius form
+        (``form``), and ``prior_dominated``."""
         rows = []
         for kind in self.kinds:
-            ea = self._tree(kind)["posterior"]["Ea"]
+            tree = self._tree(kind)
+            ea = tree["posterior"]["Ea"]
             for recipe in self.recipes(kind):
                 med, lo, hi = _interval(ea.sel(recipe=recipe).values)
                 rows.append(
                     {
                         "recipe": recipe,
                         "kind": kind,
+                        "form": tree.attrs.get("arrhenius_form", "sigma"),
                         "median_eV": med,
                         "ci90_lo_eV": lo,
                         "ci90_hi_eV": hi,
+                        "prior_dominated": arr.prior_check(tree, recipe)["prior_dominated"],
                     }
                 )
         return pd.DataFrame(rows)
@@ -210,23 +220,42 @@ class StudyResult:
                     )
         return out
 
+    def rate_capability_note(self) -> str:
+        """Why there is no rate-capability prediction ("" when there is one)."""
+        kind = self.settings.get("kind", "composite_cathode")
+        if kind != "composite_cathode":
+            return f"no prediction: the proxy is for composite cathodes, this study is {kind}"
+        if "ionic" not in self.arrhenius:
+            return "no prediction: the study has no ionic conductivity"
+        t = self.records.loc[self.records["kind"] == "ionic", "temperature_K"] - ZERO_C_K
+        lo, hi = float(t.min()), float(t.max())
+        if not lo <= RATE_TEMPERATURE_C <= hi:
+            return (
+                f"no prediction: {RATE_TEMPERATURE_C:g} °C is outside the measured "
+                f"{lo:g}–{hi:g} °C (σ_ion would be extrapolated)"
+            )
+        return ""
+
     def rate_capability_table(self) -> pd.DataFrame:
         """Model prediction: capacity retention vs C/10 at 60 °C from the σ_ion posterior.
 
         Pushes the recipe-level σ_ion(60 °C) draws through the physics.md §2.7 proxy
-        (:mod:`inference.rate_capability`, its default electrode: 60 µm, 2.4 mAh/cm²).
-        Empty when the study has no ionic layer.
+        (:mod:`inference.rate_capability`, its default electrode: 60 µm, 2.4 mAh/cm²) with the
+        proxy's own error (:func:`inference.rate_capability.retention_draws`). Empty, with
+        :meth:`rate_capability_note` saying why, unless the study is a composite cathode with
+        an ionic layer measured across 60 °C.
         """
-        if "ionic" not in self.arrhenius:
+        if self.rate_capability_note():
             return pd.DataFrame(
                 columns=["recipe", "temperature_C", "c_rate_per_h", "median", "ci90_lo", "ci90_hi"]
             )
         sigma = 10.0 ** self.log10_sigma_draws("ionic", RATE_TEMPERATURE_C)
         rows = []
-        for recipe in self.recipes("ionic"):
+        for k, recipe in enumerate(self.recipes("ionic")):
             s = sigma.sel(recipe=recipe).values.ravel()
             for c_rate in RATE_C_RATES:
-                med, lo, hi = _interval(capacity_retention(s, c_rate))
+                seed = int(self.settings.get("seed", 0)) + 10 * k
+                med, lo, hi = _interval(retention_draws(s, c_rate, seed=seed))
                 rows.append(
                     {
                         "recipe": recipe,
@@ -250,12 +279,31 @@ class StudyResult:
                 }
         return out
 
+    def verdict_table(self) -> pd.DataFrame:
+        """One row per stage-1 record: diagnostics, ``verdict`` and ``reasons``
+        (:func:`inference.diagnostics.verdict_table`); what the report and the CLI show."""
+        return dg.verdict_table(self.records)
+
+    def layer_verdicts(self) -> dict[str, tuple[str, list[str]]]:
+        """Arrhenius layer → (verdict, reasons) by the sampling thresholds."""
+        return {
+            f"{kind} Arrhenius layer": dg.layer_verdict(tree.attrs)
+            for kind, tree in self.arrhenius.items()
+        }
+
+    def verdict(self) -> tuple[str, list[str]]:
+        """The study's verdict (the report's badge): :func:`inference.diagnostics.study_verdict`."""
+        return dg.study_verdict(self.records["verdict"].tolist(), self.layer_verdicts())
+
     def diagnostics(self) -> dict:
-        """Convergence of the Arrhenius layer(s) and of the stage-1 fits, KK flags, failures."""
-        rhat, ess, div = [], [], 0
+        """Convergence of the Arrhenius layer(s) and of the stage-1 fits, KK flags, failures,
+        the per-record verdicts and the study's verdict."""
+        rhat, ess, tail, bfmi, div = [], [], [], [], 0
         for tree in self.arrhenius.values():
             rhat.append(float(tree.attrs["max_rhat"]))
             ess.append(float(tree.attrs["min_ess_bulk"]))
+            tail.append(float(tree.attrs.get("min_ess_tail", math.nan)))
+            bfmi.append(float(tree.attrs.get("bfmi", math.nan)))
             div += int(tree.attrs["divergences"])
         ok = self.records[self.records["status"] == "ok"]
 
@@ -263,9 +311,13 @@ class StudyResult:
             values = pd.to_numeric(ok[column], errors="coerce").dropna()
             return float(fn(values)) if len(values) else None
 
+        verdict, reasons = self.verdict()
+        counts = self.records["verdict"].value_counts()
         return {
             "max_rhat": max(rhat) if rhat else math.nan,
             "min_ess_bulk": min(ess) if ess else math.nan,
+            "min_ess_tail": min(tail) if tail else math.nan,
+            "bfmi": min(bfmi) if bfmi else math.nan,
             "divergences": div,
             "kk_failed": self.kk_failed,
             "failed": [
@@ -275,10 +327,28 @@ class StudyResult:
                 "n": int(len(ok)),
                 "max_rhat": agg("max_rhat", np.max),
                 "min_ess_bulk": agg("min_ess_bulk", np.min),
+                "min_ess_tail": agg("min_ess_tail", np.min),
                 "divergences": int(
                     pd.to_numeric(ok["divergences"], errors="coerce").fillna(0).sum()
                 ),
+                **{f"n_{v}": int(counts.get(v, 0)) for v in dg.VERDICTS},
             },
+            "layers": {
+                kind: {
+                    "verdict": v,
+                    "reasons": why,
+                    **{
+                        k: tree.attrs.get(k)
+                        for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "bfmi")
+                    },
+                }
+                for (kind, tree), (v, why) in zip(
+                    self.arrhenius.items(), self.layer_verdicts().values(), strict=True
+                )
+            },
+            "records": self.verdict_table().to_dict("records"),
+            "verdict": verdict,
+            "reasons": reasons,
         }
 
     # -- outputs --------------------------------------------------------------------------
@@ -296,14 +366,17 @@ class StudyResult:
                         "temperature_C": float(t),
                         "median_S_per_cm": row.median_S_per_cm,
                         "ci90_S_per_cm": [row.ci90_lo_S_per_cm, row.ci90_hi_S_per_cm],
+                        "prior_dominated": bool(row.prior_dominated),
                     }
                 )
         energies = [
             {
                 "recipe": r.recipe,
                 "kind": r.kind,
+                "form": r.form,
                 "median_eV": r.median_eV,
                 "ci90_eV": [r.ci90_lo_eV, r.ci90_hi_eV],
+                "prior_dominated": bool(r.prior_dominated),
             }
             for r in self.activation_energy_table().itertuples()
         ]
@@ -319,7 +392,17 @@ class StudyResult:
         ]
         settings = {
             k: self.settings[k]
-            for k in ("method", "joint", "seed", "draws", "chains", "tune", "circuit")
+            for k in (
+                "kind",
+                "arrhenius_form",
+                "method",
+                "joint",
+                "seed",
+                "draws",
+                "chains",
+                "tune",
+                "circuit",
+            )
             if k in self.settings
         }
         settings["reference_temperature_K"] = {
@@ -334,39 +417,51 @@ class StudyResult:
                 "comparisons": [c for t in temps for c in self.comparisons(t)],
                 "diagnostics": self.diagnostics(),
                 "rate_capability": rate,
+                "rate_capability_note": self.rate_capability_note(),
                 "settings": settings,
                 "timing_s": dict(self.timing_s),
             }
         )
 
-    def to_datatree(self) -> xr.DataTree:
-        """One DataTree: ``/arrhenius/<kind>/…``, ``/fits/<id>/posterior``, ``/fits/<id>/curves``,
-        ``/records`` (the stage-1 table); provenance in the root's attrs."""
+    def to_datatree(self, keep_draws: int | None = None) -> xr.DataTree:
+        """One DataTree: ``/arrhenius/<kind>/…``, ``/fits/<id>/{posterior, sample_stats,
+        log_likelihood, curves}``, ``/records`` (the stage-1 table with verdicts); provenance in
+        the root's attrs.
+
+        Every stage-1 draw is kept unless ``keep_draws`` asks for about that many per fit
+        (evenly thinned, :func:`inference.fit.thin_draws`), for a small file.
+        """
+        from inference.fit import thin_draws
+
         nodes: dict[str, xr.Dataset] = {"/": xr.Dataset(attrs=_root_attrs(self))}
         for kind, tree in self.arrhenius.items():
             nodes[f"/arrhenius/{kind}"] = xr.Dataset(attrs=_netcdf_attrs(tree.attrs))
             for group in tree.children:
                 nodes[f"/arrhenius/{kind}/{group}"] = tree[group].to_dataset()
-        for rid, post in self.fits.items():
-            nodes[f"/fits/{rid}/posterior"] = post
+        for rid, fit in self.fits.items():
+            for group in fit.children:
+                nodes[f"/fits/{rid}/{group}"] = thin_draws(fit[group].to_dataset(), keep_draws)
         for rid, curve in self.curves.items():
             nodes[f"/fits/{rid}/curves"] = curve
         records = self.records.copy()
         records["flags"] = records["flags"].astype(str)
+        for column in ("at_bound", "reasons"):
+            records[column] = records[column].map(lambda v: "; ".join(v) if v else "")
         records["kk_passed"] = records["kk_passed"].map({True: 1, False: 0}).astype(float)
         nodes["/records"] = xr.Dataset.from_dataframe(records.set_index("id")).rename(id="record")
         return xr.DataTree.from_dict(nodes)
 
-    def to_netcdf(self, path) -> Path:
+    def to_netcdf(self, path, keep_draws: int | None = None) -> Path:
         """Write :meth:`to_datatree` to ``path`` (NetCDF4/HDF5), atomically; returns the path.
 
         The file opens with ``xr.open_datatree(path)`` and ArviZ alone, e.g.
-        ``xr.open_datatree(path)["arrhenius/ionic"]`` is an ArviZ DataTree.
+        ``xr.open_datatree(path)["arrhenius/ionic"]`` and ``…["fits/<id>"]`` are ArviZ
+        DataTrees (``az.loo`` works on the latter).
         """
         path = Path(path)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
-            self.to_datatree().to_netcdf(tmp, engine="h5netcdf")
+            self.to_datatree(keep_draws).to_netcdf(tmp, engine="h5netcdf")
             write_atomic(path, tmp.read_bytes())
         finally:
             tmp.unlink(missing_ok=True)
@@ -380,12 +475,13 @@ class StudyResult:
         write_atomic(path, render_report(self).encode("utf-8"))
         return path
 
-    def write(self, out_dir) -> dict[str, Path]:
-        """Write ``result.nc``, ``summary.json`` and ``report.html`` into ``out_dir``."""
+    def write(self, out_dir, keep_draws: int | None = None) -> dict[str, Path]:
+        """Write ``result.nc`` (``keep_draws``: see :meth:`to_datatree`), ``summary.json`` and
+        ``report.html`` into ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        paths = {"result": self.to_netcdf(out / "result.nc")}
+        paths = {"result": self.to_netcdf(out / "result.nc", keep_draws)}
         paths["report"] = self.report(out / "report.html")
         self.timing_s["write"] = time.perf_counter() - started
         write_summary(self.summary_dict(), out / "summary.json")
@@ -531,12 +627,22 @@ def _base_row(ds: xr.Dataset, rid: str) -> dict:
         "geometry_sd": math.nan,
         "max_rhat": math.nan,
         "min_ess_bulk": math.nan,
+        "min_ess_tail": math.nan,
         "divergences": 0,
+        "bfmi": math.nan,
+        "at_bound": [],
         "kk_passed": None,
         "flags": "",
         "status": "ok",
         "reason": "",
+        "verdict": "ok",
+        "reasons": [],
     }
+
+
+def _fail(row: dict, reason: str) -> None:
+    """Mark a record whose file or fit failed: left out, verdict ``excluded``."""
+    row.update(status="failed", reason=reason, verdict="excluded", reasons=[reason])
 
 
 def _summarise_sigma(row: dict, ds: xr.Dataset, fit, **conductivity_options) -> None:
@@ -557,25 +663,25 @@ def _summarise_sigma(row: dict, ds: xr.Dataset, fit, **conductivity_options) -> 
     row["log10_sigma_sd"] = float(log_sigma.std(ddof=1))
     row["geometry_sd"] = _geometry_sd_decades(a)
     diag = dict(fit.diagnostics or {})
-    for key in ("max_rhat", "min_ess_bulk", "divergences"):
+    for key in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "bfmi", "at_bound"):
         if diag.get(key) is not None:
             row[key] = diag[key]
     kk = getattr(fit, "kk", None)
     if kk is not None:
         row["kk_passed"] = bool(kk.passed)
     row["flags"] = " | ".join(fit.warnings)
-    if row["max_rhat"] > RHAT_EXCLUDE:
+    row["verdict"], row["reasons"] = fit.verdict, list(fit.reasons)
+    if fit.verdict == "excluded":
         row["status"] = "excluded"
-        row["reason"] = (
-            f"fit did not converge (r̂ {row['max_rhat']:.2f} > {RHAT_EXCLUDE}): its "
-            "chains found different solutions"
-        )
+        row["reason"] = "fit did not converge: " + "; ".join(fit.reasons)
 
 
-def _thin(posterior: xr.Dataset, keep: int = KEEP_DRAWS) -> xr.Dataset:
-    per_chain = max(1, math.ceil(keep / posterior.sizes["chain"]))
-    idx = np.unique(np.linspace(0, posterior.sizes["draw"] - 1, per_chain).astype(int))
-    return posterior.isel(draw=idx)
+def _fit_tree(fit, names: list[str]) -> xr.DataTree:
+    """The stage-1 fit kept in the result: posterior of ``names``, sample_stats, log-likelihood."""
+    groups = {"posterior": fit.posterior[names], "sample_stats": fit.sample_stats}
+    if fit.log_likelihood is not None:
+        groups["log_likelihood"] = fit.log_likelihood
+    return xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
 
 
 def _nyquist_curves(ds: xr.Dataset, circuit, posterior: xr.Dataset) -> xr.Dataset:
@@ -631,7 +737,7 @@ def _fit_ion_spectra(spectra, circuit, resistance, options, progress, rows, fits
     :mod:`inference.samplers` keeps one compiled sampler per model structure, so fitting the
     spectra one by one costs no extra compilation and lets a failure stay with its spectrum.
     """
-    from inference.fit import fit_spectra
+    from inference.fit import fit_spectra, thin_draws
 
     stage = "ionic fits"
     for i, ds in enumerate(spectra):
@@ -641,13 +747,13 @@ def _fit_ion_spectra(spectra, circuit, resistance, options, progress, rows, fits
         try:
             (fit,) = fit_spectra([ds], circuit, **{**options, "seed": options["seed"] + i})
             _summarise_sigma(row, ds, fit, resistance=resistance)
-            post = _thin(fit.posterior[[*circuit.param_names, "sigma_rel"]])
-            fits[rid] = post
-            curves[rid] = _nyquist_curves(ds, circuit, post)
+            fits[rid] = _fit_tree(fit, [*circuit.param_names, "sigma_rel"])
+            band = thin_draws(fit.posterior, BAND_DRAWS)
+            curves[rid] = _nyquist_curves(ds, circuit, band)
         except FitCancelled:
             raise
         except Exception as err:  # noqa: BLE001 — one bad record must not sink the study
-            row.update(status="failed", reason=failure_reason(err))
+            _fail(row, failure_reason(err))
         rows.append(row)
     _report_progress(progress, stage, len(spectra), len(spectra), "")
 
@@ -664,11 +770,11 @@ def _fit_dc_records(records, options, progress, rows, fits):
         try:
             fit = fit_dc(ds, **{**options, "seed": options["seed"] + i})
             _summarise_sigma(row, ds, fit)
-            fits[rid] = _thin(fit.posterior)
+            fits[rid] = _fit_tree(fit, ["R_ohm", "V0_V"])
         except FitCancelled:
             raise
         except Exception as err:  # noqa: BLE001 — one bad record must not sink the study
-            row.update(status="failed", reason=failure_reason(err))
+            _fail(row, failure_reason(err))
         rows.append(row)
     _report_progress(progress, stage, len(records), len(records), "")
 
@@ -732,6 +838,7 @@ def analyze_study(
     fit_chains: int = 2,
     seed: int = 0,
     priors: dict | None = None,
+    arrhenius: str | None = None,
     progress: ProgressFn | None = None,
     command: str = "",
 ) -> StudyResult:
@@ -750,8 +857,11 @@ def analyze_study(
         manifest ``[study] composite_resistance``, else the last arc's R).
     draws, tune, chains : Arrhenius sampler; fit_draws, fit_tune, fit_chains : stage-1 NUTS.
     seed : random seed of every sampler.
-    priors : ``{"ionic": {...}, "electronic": {...}}`` overrides of
-        :data:`inference.arrhenius.DEFAULT_PRIORS`.
+    priors : ``{"ionic": {...}, "electronic": {...}}`` overrides of the study kind's priors,
+        :data:`inference.arrhenius.KIND_PRIORS`.
+    arrhenius : Arrhenius form, ``"sigma"`` or ``"sigmaT"`` (default: manifest
+        ``[study] arrhenius``, else :data:`inference.arrhenius.DEFAULT_FORM` of the study's kind:
+        σ for composite cathodes, σ·T for solid electrolytes).
     progress : called with dicts ``{"stage", "done", "total", ...}`` as work proceeds.
     command : the command line, recorded in the result and report.
 
@@ -783,6 +893,9 @@ def analyze_study(
     unknown = set(priors) - set(arr.KINDS)
     if unknown:
         raise InputError(f"priors: unknown kind(s) {sorted(unknown)}; expected {arr.KINDS}")
+    form = arr.check_form(
+        arrhenius or info.get("arrhenius") or arr.DEFAULT_FORM.get(study.kind, "sigma")
+    )
 
     rows: list[dict] = []
     fits: dict[str, xr.Dataset] = {}
@@ -809,9 +922,9 @@ def analyze_study(
     timing["fits_electronic"] = time.perf_counter() - t0
     for skipped in study.unreadable:
         ds = xr.Dataset(attrs={**skipped, "manifest_path": skipped["file"]})
-        rows.append(
-            {**_base_row(ds, record_id(ds)), "status": "failed", "reason": skipped["reason"]}
-        )
+        row = _base_row(ds, record_id(ds))
+        _fail(row, skipped["reason"])
+        rows.append(row)
     records = pd.DataFrame(rows, columns=list(_base_row(xr.Dataset(), "").keys()))
 
     trees: dict[str, xr.DataTree] = {}
@@ -824,6 +937,8 @@ def analyze_study(
         t0 = time.perf_counter()
         options = {
             "priors": priors.get(kind),
+            "form": form,
+            "study_kind": study.kind,
             "draws": draws,
             "tune": tune,
             "chains": chains,
@@ -846,6 +961,7 @@ def analyze_study(
     timing["total"] = time.perf_counter() - started
     settings = {
         "kind": study.kind,
+        "arrhenius_form": form,
         "method": method,
         "joint": bool(joint),
         "seed": int(seed),

@@ -131,7 +131,9 @@ class DCFit:
         ``I_mid_scaled`` (current at the mean bias / max|I|).
     steps : steady-state table from :func:`detect_plateaus`.
     record : the input record.
-    diagnostics : ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``.
+    diagnostics : ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``, ``bfmi``.
+    log_likelihood : ``I_obs`` over (chain, draw, step): log p(I_k | θ) per bias step (nats).
+    verdict, reasons : :func:`inference.diagnostics.record_verdict` (unsettled steps count).
     warnings : unsettled steps, convergence problems.
     attrs : provenance.
     """
@@ -141,6 +143,9 @@ class DCFit:
     steps: pd.DataFrame
     record: xr.Dataset
     diagnostics: dict
+    log_likelihood: xr.Dataset | None = None
+    verdict: str = "ok"
+    reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     attrs: dict = field(default_factory=dict)
 
@@ -171,13 +176,14 @@ class DCFit:
 
         obs = xr.Dataset.from_dataframe(self.steps.set_index("step"))
         obs["settled"] = obs["settled"].astype("int8")
-        tree = xr.DataTree.from_dict(
-            {
-                "/posterior": self.posterior,
-                "/sample_stats": self.sample_stats,
-                "/observed_data": obs,
-            }
-        )
+        groups = {
+            "/posterior": self.posterior,
+            "/sample_stats": self.sample_stats,
+            "/observed_data": obs,
+        }
+        if self.log_likelihood is not None:
+            groups["/log_likelihood"] = self.log_likelihood
+        tree = xr.DataTree.from_dict(groups)
         tree.attrs = _netcdf_safe(self.attrs)
         return tree
 
@@ -221,6 +227,20 @@ def _unsettled_warning(step, rel_tol: float) -> str:
     return where + (
         f"the current is within {100 * rel_tol:g} % of its final value only over the last "
         f"{100 * step.flat_fraction:.0f} % of the step"
+    )
+
+
+def _log_likelihood(posterior, v, i, se, scales, v_mid, i_max) -> xr.Dataset:
+    """log p(I_k | R, V0) per step for every draw, the model's Normal likelihood (float32)."""
+    from scipy.stats import norm
+
+    r = posterior["R_ohm"].values[..., None]
+    current_mid = posterior["I_mid_scaled"].values[..., None] * i_max
+    sd = np.sqrt(se**2 + (ACCURACY_REL * i) ** 2 + scales[4] ** 2)
+    ll = norm.logpdf(i, loc=current_mid + (v - v_mid) / r, scale=sd)
+    return xr.Dataset(
+        {"I_obs": (("chain", "draw", "step"), ll.astype(np.float32), {"units": "nats"})},
+        coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values},
     )
 
 
@@ -279,7 +299,8 @@ def fit_dc(
     ModelError
         The currents do not change with the voltage (no resistance can be inferred).
     """
-    from inference.fit import _diagnostics, _versions, input_hash
+    from inference import diagnostics as dg
+    from inference.fit import _versions, input_hash
 
     steps = detect_plateaus(record, rel_tol=rel_tol)
     v, i, se = (steps[c].to_numpy(float) for c in ("voltage_V", "current_A", "current_sd_A"))
@@ -359,14 +380,14 @@ def fit_dc(
     )
     stats = xr.Dataset({k: (("chain", "draw"), x) for k, x in out.sample_stats.items()})
     fit = DCFit(posterior=posterior, sample_stats=stats, steps=steps, record=record, diagnostics={})
-    fit.diagnostics = _diagnostics(fit)
-    warnings = [_unsettled_warning(r, rel_tol) for r in steps.itertuples() if not r.settled]
+    fit.diagnostics = {**dg.sampling(posterior, stats, ["R_ohm", "V0_V"]), "at_bound": []}
+    fit.log_likelihood = _log_likelihood(
+        posterior, v, i, np.maximum(se, 1e-30), scales, v_mid, i_max
+    )
+    unsettled = [_unsettled_warning(r, rel_tol) for r in steps.itertuples() if not r.settled]
+    fit.verdict, fit.reasons = dg.record_verdict(fit.diagnostics, other=unsettled)
+    fit.warnings = list(fit.reasons)
     d = fit.diagnostics
-    if not d["max_rhat"] <= 1.01:
-        warnings.append(f"r_hat {d['max_rhat']:.3f} > 1.01")
-    if d["divergences"]:
-        warnings.append(f"{d['divergences']} divergent transitions")
-    fit.warnings = warnings
     fit.attrs = {
         "method": "nuts",
         "model": "I = (V - V0)/R",
@@ -380,7 +401,9 @@ def fit_dc(
         "prior_scales": json.dumps(scales.tolist()),
         "versions": json.dumps(_versions()),
         "diagnostics": json.dumps(d),
-        "warnings": json.dumps(warnings),
+        "verdict": fit.verdict,
+        "reasons": json.dumps(fit.reasons),
+        "warnings": json.dumps(fit.warnings),
         "timings_s": json.dumps(out.timings_s),
     }
     return fit

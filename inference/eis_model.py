@@ -4,13 +4,16 @@ The model, top to bottom (internal variables as in :mod:`inference.priors`)::
 
     log R_k ~ Normal            resistances and other positive parameters, log scale
     log τ_k ~ Normal            one per arc, in its own part of the time window
-    z_α     ~ Normal            α = 0.5 + 0.5·sigmoid(z_α)
+    z_α     ~ Normal            α = 0.2 + 0.8·sigmoid(z_α)   (priors.ALPHA_SUPPORT)
     Q_k     = τ_k^α / R_k       (C_k = τ_k / R_k for R‖C; R = R₁ + R₂ for a TLM)
     σ_rel   ~ HalfNormal(0.05)
     Re Z_i  ~ Normal(Re Z(θ; f_i), σ_rel·|Z_i|)     (Student-t with ν = 4 on request)
     Im Z_i  ~ Normal(Im Z(θ; f_i), σ_rel·|Z_i|)
 
 The noise scale uses the *measured* |Z_i|, so the weights do not move with the parameters.
+The likelihood is written per measured point (:func:`pointwise_log_likelihood`, Re and Im of
+one frequency together) and summed as a ``pm.Potential``; the same function gives the fits'
+``log_likelihood`` group from the posterior draws (PSIS-LOO, :func:`inference.compare_circuits`).
 
 R‖CPE and R‖C arcs are evaluated in their closed form in (R, τ, α),
 ``Z = R / (1 + (jωτ)^α)`` with ``(jωτ)^α = e^{α(ln ω + ln τ)}·(cos απ/2 + j sin απ/2)``, and
@@ -23,6 +26,8 @@ length, circuit and prior structure (:func:`model_key`).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -162,14 +167,32 @@ def build_model(circuit, n_points: int, priors: dict[str, Prior], likelihood: st
         for name, value in natural.items():
             pm.Deterministic(name, value)
         re, im = evaluate(circuit, natural, internal, frequency, xp=pt)
-        sd = internal["sigma_rel"] * pt.sqrt(z_real**2 + z_imag**2)
-        if likelihood == "studentt":
-            pm.StudentT("obs_real", nu=STUDENT_T_NU, mu=re, sigma=sd, observed=z_real)
-            pm.StudentT("obs_imag", nu=STUDENT_T_NU, mu=im, sigma=sd, observed=z_imag)
-        else:
-            pm.Normal("obs_real", mu=re, sigma=sd, observed=z_real)
-            pm.Normal("obs_imag", mu=im, sigma=sd, observed=z_imag)
+        pointwise = pointwise_log_likelihood(
+            re, im, z_real, z_imag, internal["sigma_rel"], likelihood, xp=pt
+        )
+        pm.Potential("log_likelihood", pointwise.sum())
     return model
+
+
+def pointwise_log_likelihood(re, im, z_real, z_imag, sigma_rel, likelihood="normal", xp=np):
+    """log p(Re Z_i, Im Z_i | θ) of each measured point i (nats), the model's likelihood.
+
+    Parameters
+    ----------
+    re, im : model impedance at the measured frequencies (Ω), any leading batch shape.
+    z_real, z_imag : the measured impedance (Ω).
+    sigma_rel : relative noise; sd of Re and Im is ``sigma_rel·|Z_i|`` (measured |Z_i|).
+    likelihood : ``"normal"`` or ``"studentt"`` (ν = :data:`STUDENT_T_NU`).
+    xp : array module (numpy or pytensor.tensor).
+    """
+    sd = sigma_rel * xp.sqrt(z_real**2 + z_imag**2)
+    u2_real, u2_imag = ((z_real - re) / sd) ** 2, ((z_imag - im) / sd) ** 2
+    if likelihood == "studentt":
+        nu = STUDENT_T_NU
+        const = math.lgamma((nu + 1) / 2) - math.lgamma(nu / 2) - 0.5 * math.log(nu * math.pi)
+        tails = xp.log1p(u2_real / nu) + xp.log1p(u2_imag / nu)
+        return 2 * const - (nu + 1) / 2 * tails - 2 * xp.log(sd)
+    return -0.5 * (u2_real + u2_imag) - 2 * xp.log(sd) - math.log(2 * math.pi)
 
 
 def model_data(spectrum, priors: dict[str, Prior]) -> dict[str, np.ndarray]:

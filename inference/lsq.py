@@ -1,14 +1,21 @@
 """Deterministic fit of an equivalent circuit: weighted complex nonlinear least squares.
 
-Parameters are fitted in a transformed space: log for positive parameters, logit for CPE
-exponents in (0, 1). Initial guesses come from the spectrum itself (high-frequency intercept,
-apexes of −Im vs log f, real-axis span between them), so users need not supply any. When
+Parameters are fitted in a transformed space: log for positive parameters, a logit for CPE
+exponents on the support (ALPHA_LOW, 1) that the Bayesian model uses too
+(:data:`inference.priors.ALPHA_SUPPORT`). Initial guesses come from the spectrum itself
+(high-frequency intercept, apexes of −Im vs log f, real-axis span between them), so users need not supply any. When
 the first fit is poor — its residual well above the noise level that a Kramers–Kronig (Lin-KK)
 fit of the same spectrum reaches — more starts are drawn from a scrambled Sobol sequence
 around the guess and the best fit is kept. This is also sigmalab's cheap ``method="lsq"``.
 
 Every result carries the spectrum's Kramers–Kronig verdict; a failing spectrum is fitted and
 flagged (``"kk_failed"`` in ``flags``), never dropped.
+
+A parameter whose optimum lies on a limit of the fit (a CPE exponent at its support's end, a
+resistance driven to nothing) has no Jacobian standard error worth the name: its interval is
+one-sided, ``[bound, limit]``, where ``limit`` is where the profile χ² (every other parameter
+re-optimised) has risen by 1.96²·s² above its optimum: the one-sided 95 % limit, so that the
+interval holds 90 % like the two-sided ones (:attr:`LsqResult.intervals`).
 """
 
 from __future__ import annotations
@@ -20,13 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import least_squares
 from scipy.signal import find_peaks
-from scipy.special import expit, logit
+from scipy.special import expit
 from scipy.stats import qmc
 
 from inference.circuits import Circuit, parse_circuit, simulate_spectrum
 from inference.circuits.parser import ElementNode, Series
 from inference.errors import InputError, ModelError
 from inference.kramers_kronig import KKResult, has_capacitive_part, kk_check, spectrum_arrays
+from inference.priors import ALPHA_SUPPORT, alpha_from_logit, logit_from_alpha
 
 __all__ = ["LsqResult", "fit_lsq", "initial_guess", "simulate_spectrum"]
 
@@ -45,6 +53,12 @@ LOG_RANGE = math.log(1e8)
 LOGIT_LIMIT = 7.0
 #: Default CPE exponent when the data say little.
 ALPHA_GUESS = 0.9
+#: z of the two-sided 90 % intervals and of the one-sided 95 % limit of a parameter at a bound.
+Z90 = 1.6449
+Z_ONE_SIDED = 1.96
+#: Profile search for a one-sided limit: first step and bisection steps (transformed scale).
+PROFILE_STEP = 0.25
+PROFILE_BISECTIONS = 10
 
 
 @dataclass
@@ -70,6 +84,10 @@ class LsqResult:
     initial : the starting values used for the first start (natural units).
     kk : Kramers–Kronig check of the spectrum.
     flags : warnings: ``kk_failed``, ``poor_fit``, ``not_converged``, ``at_bound:<name>``.
+    at_bound : parameter → ``"lower"`` or ``"upper"``: its optimum is on that limit of the fit.
+    intervals : parameter → 90 % interval (natural units): ``optimum ∓ 1.645 sd`` on the fit's
+        log/logit scale, or one-sided ``(support low, limit)`` / ``(limit, support high)`` for a
+        parameter at a bound (module docstring).
     """
 
     circuit: str
@@ -90,6 +108,8 @@ class LsqResult:
     kk: KKResult
     weighting: str
     flags: list[str] = field(default_factory=list)
+    at_bound: dict[str, str] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def chi2(self) -> float:
@@ -114,27 +134,35 @@ class LsqResult:
         for name in self.param_names:
             out[f"lsq_{name}"] = float(self.params[name])
             out[f"lsq_{name}_stderr"] = float(self.stderr[name])
+            if name in self.intervals:
+                out[f"lsq_{name}_ci90"] = [float(v) for v in self.intervals[name]]
+        out["lsq_at_bound"] = ",".join(f"{k}:{v}" for k, v in self.at_bound.items())
         return {**out, **self.kk.summary()}
 
 
 class _Transform:
-    """Natural ↔ unconstrained parameters: log for (0, inf), logit for (0, 1)."""
+    """Natural ↔ unconstrained parameters: log for (0, inf), the model's logit for exponents."""
 
     def __init__(self, circuit: Circuit):
         self.is_exponent = np.array([high == 1.0 for _, high in circuit.param_bounds])
+        low, high = ALPHA_SUPPORT
+        self.support = [ALPHA_SUPPORT if e else (0.0, math.inf) for e in self.is_exponent]
+        self._span = high - low
 
     def forward(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=float)
-        return np.where(self.is_exponent, logit(np.clip(values, 1e-9, 1 - 1e-9)), np.log(values))
+        with np.errstate(divide="ignore"):
+            return np.where(self.is_exponent, logit_from_alpha(values), np.log(values))
 
     def inverse(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):
-            return np.where(self.is_exponent, expit(x), np.exp(x))
+            return np.where(self.is_exponent, alpha_from_logit(x), np.exp(x))
 
     def derivative(self, x: np.ndarray) -> np.ndarray:
         """d(natural)/d(transformed) per parameter."""
-        natural = self.inverse(x)
-        return np.where(self.is_exponent, natural * (1 - natural), natural)
+        with np.errstate(over="ignore"):
+            s = expit(x)
+            return np.where(self.is_exponent, self._span * s * (1 - s), np.exp(x))
 
 
 def fit_lsq(
@@ -202,7 +230,10 @@ def fit_lsq(
             )
         bad = [k for k, v in initial.items() if not _inside(c, k, v)]
         if bad:
-            raise InputError(f"initial: {bad[0]}={initial[bad[0]]} is outside its bounds")
+            raise InputError(
+                f"initial: {bad[0]}={initial[bad[0]]} is outside its bounds "
+                f"(exponents on ({ALPHA_SUPPORT[0]:g}, 1], other parameters > 0)"
+            )
         guess.update({k: float(v) for k, v in initial.items()})
 
     transform = _Transform(c)
@@ -253,9 +284,30 @@ def fit_lsq(
     lower, upper = lower[perm], upper[perm]
     natural = transform.inverse(x)
     dof = max(2 * f.size - c.n_params, 1)
-    cov = np.linalg.pinv(jac.T @ jac) * (2 * best.cost / dof)
+    s2 = 2 * best.cost / dof
+    hit_low = np.isclose(x, lower, atol=1e-6)
+    hit_high = np.isclose(x, upper, atol=1e-6) & ~hit_low
+    free = ~(hit_low | hit_high)
+    # A parameter on a limit has no meaningful Jacobian column: the covariance is that of the
+    # others with it held at the limit, and its own interval comes from the profile.
+    cov = np.zeros((c.n_params, c.n_params))
+    cov[np.ix_(free, free)] = np.linalg.pinv(jac[:, free].T @ jac[:, free]) * s2
     sd_natural = np.sqrt(np.clip(np.diag(cov), 0, None)) * transform.derivative(x)
     z_fit = c.impedance(natural, f)
+    sd_log = np.sqrt(np.clip(np.diag(cov), 0, None))
+    ends = transform.inverse(x - Z90 * sd_log), transform.inverse(x + Z90 * sd_log)
+    intervals, at_bound = {}, {}
+    for i, name in enumerate(c.param_names):
+        if free[i]:
+            intervals[name] = (float(ends[0][i]), float(ends[1][i]))
+            continue
+        side = "lower" if hit_low[i] else "upper"
+        x_limit = np.array(x, dtype=float)
+        x_limit[i] = _profile_limit(residual, x, i, side, lower, upper, 2 * best.cost, s2)
+        limit = float(transform.inverse(x_limit)[i])
+        low, high = transform.support[i]
+        intervals[name] = (low, limit) if side == "lower" else (limit, high)
+        at_bound[name] = side
 
     flags = []
     if not kk.passed:
@@ -265,8 +317,7 @@ def fit_lsq(
         flags.append("poor_fit")
     if best.status <= 0:
         flags.append("not_converged")
-    at_bound = np.isclose(x, lower, atol=1e-6) | np.isclose(x, upper, atol=1e-6)
-    flags += [f"at_bound:{n}" for n, hit in zip(c.param_names, at_bound, strict=True) if hit]
+    flags += [f"at_bound:{n}" for n in at_bound]
     success = bool(best.status > 0 and not poor)
     message = (
         f"rms residual {best_rms:.3g} of |Z| (Lin-KK {kk.rms_residual:.3g}) after "
@@ -291,7 +342,55 @@ def fit_lsq(
         kk=kk,
         weighting=weighting,
         flags=flags,
+        at_bound=at_bound,
+        intervals=intervals,
     )
+
+
+def _profile_limit(residual, x, k, side, lower, upper, chi2_min, s2) -> float:
+    """One-sided 95 % limit (transformed scale) of parameter ``k``, optimal on its ``side`` limit.
+
+    Walks from the limit into the interior with the other parameters re-optimised at each step
+    (profile χ²) until χ² exceeds ``chi2_min + Z_ONE_SIDED²·s2``, then bisects. Returns the other
+    limit when χ² never rises that far (the data do not bound the parameter at all).
+    """
+    free = np.arange(x.size) != k
+    target = chi2_min + Z_ONE_SIDED**2 * s2
+    direction = 1.0 if side == "lower" else -1.0
+    end = upper[k] if side == "lower" else lower[k]
+    start = x[free].copy()
+
+    def chi2_at(value):
+        nonlocal start
+
+        def r(xf):
+            full = x.copy()
+            full[free], full[k] = xf, value
+            return residual(full)
+
+        bounds = (lower[free], upper[free])
+        sol = least_squares(r, start, bounds=bounds, method="trf", x_scale="jac")
+        start = sol.x
+        return 2 * sol.cost
+
+    inside, step = x[k], PROFILE_STEP
+    while True:
+        trial = x[k] + direction * step
+        if direction * (trial - end) >= 0:
+            trial = end
+        if chi2_at(trial) >= target:
+            outside = trial
+            break
+        if trial == end:
+            return float(end)
+        inside, step = trial, 2 * step
+    for _ in range(PROFILE_BISECTIONS):
+        mid = 0.5 * (inside + outside)
+        if chi2_at(mid) >= target:
+            outside = mid
+        else:
+            inside = mid
+    return float(outside)
 
 
 def _arc_order_permutation(c: Circuit, values: np.ndarray, high_to_low: bool) -> np.ndarray:
@@ -313,6 +412,8 @@ def _arc_order_permutation(c: Circuit, values: np.ndarray, high_to_low: bool) ->
 
 def _inside(c: Circuit, name: str, value) -> bool:
     low, high = c.param_bounds[c.param_names.index(name)]
+    if high == 1.0:  # an exponent: the fit's support, 1 (ideal capacitor) included
+        low = ALPHA_SUPPORT[0]
     return bool(
         np.isfinite(value) and low < value and (value < high or high == 1.0 and value == 1.0)
     )

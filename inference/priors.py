@@ -8,13 +8,14 @@ Internal variables (natural-unit parameters are derived from them):
 
 ``log_<R>``          log of a resistance (Ω) and of any other positive parameter, e.g. ``log_R1``;
 ``log_tau_<CPE>``    log of an arc's time constant τ (s), τ^α = R·Q, e.g. ``log_tau_CPE1``;
-``logit_<α>``        α = 0.5 + 0.5·sigmoid(z) for a CPE exponent, e.g. ``logit_CPE1_1``;
+``logit_<α>``        α = ALPHA_LOW + (1 − ALPHA_LOW)·sigmoid(z) for a CPE exponent, e.g.
+                     ``logit_CPE1_1``;
 ``sigma_rel``        relative noise: sd of Re and Im is ``sigma_rel·|Z|``.
 
 Defaults are weakly informative and come from the *scale of the data*, never from a fit to it:
 resistances centred on the span of Re(Z) (sd 3 in natural log, ±1.3 decades), each arc's log τ
 in its own part of the measured time window (arcs in circuit order, first arc = highest
-frequency), α with median 0.87, ``sigma_rel ~ HalfNormal(0.05)``.
+frequency), α with median 0.85 (90 % of the prior in 0.41–0.98), ``sigma_rel ~ HalfNormal(0.05)``.
 
 Users override any of them with ``priors={"log_R1": {"mu": 4.6, "sigma": 1.0}, …}`` (keys of
 the internal variables, fields of :class:`Prior`); unknown keys are an :class:`InputError`.
@@ -31,8 +32,16 @@ import numpy as np
 from inference.errors import InputError
 
 DISTRIBUTIONS = ("normal", "halfnormal")
-#: Exponents α of CPEs live on (ALPHA_LOW, 1): below 0.5 a "capacitance" is diffusion-like.
-ALPHA_LOW = 0.5
+#: Support (ALPHA_LOW, 1) of CPE exponents, the same in least squares and in the Bayesian model.
+#: Real spectra need exponents below 0.5: a blocking-electrode CPE of a pellet at 120 °C fits
+#: at α = 0.43 (s04147, EISFitpython), anomalous-diffusion and porous-electrode CPEs reach
+#: 0.3–0.5, so a support starting at 0.5 piled posteriors against it and moved the other
+#: parameters to compensate. Below 0.2 a CPE is within 18° of a resistor and its τ = (RQ)^(1/α)
+#: is no longer a time constant of anything measured.
+ALPHA_LOW = 0.2
+ALPHA_SUPPORT = (ALPHA_LOW, 1.0)
+#: Prior on the logit of α: median 0.85, 90 % in 0.41–0.98.
+ALPHA_PRIOR_MU, ALPHA_PRIOR_SD = 1.466, 1.5
 #: Width (natural log) of the resistance priors: ±1.3 decades at one sd.
 LOG_R_SD = 3.0
 #: Width (natural log) of priors on other positive parameters whose scale is only guessed.
@@ -65,10 +74,11 @@ def alpha_from_logit(z, xp=np):
     return ALPHA_LOW + (1 - ALPHA_LOW) / (1 + xp.exp(-z))
 
 
-def logit_from_alpha(alpha: float) -> float:
-    """Inverse of :func:`alpha_from_logit`, clipped inside the open interval."""
-    u = (np.clip(alpha, ALPHA_LOW + 1e-3, 1 - 1e-3) - ALPHA_LOW) / (1 - ALPHA_LOW)
-    return float(np.log(u / (1 - u)))
+def logit_from_alpha(alpha):
+    """Inverse of :func:`alpha_from_logit` (float or array), clipped inside the open interval."""
+    u = (np.clip(alpha, ALPHA_LOW + 1e-4, 1 - 1e-4) - ALPHA_LOW) / (1 - ALPHA_LOW)
+    z = np.log(u / (1 - u))
+    return float(z) if np.ndim(z) == 0 else z
 
 
 def _unit_scale_log(unit: str, z_scale_ohm: float, omega_mid: float, omega_max: float) -> float:
@@ -121,7 +131,12 @@ def default_priors(circuit, frequency_Hz, z_real, z_imag) -> dict[str, Prior]:
                 f"arc {k + 1} of {n_arcs}: its share of the time window 1/(2π f)",
             )
         elif _is_exponent(bounds):
-            priors[f"logit_{name}"] = Prior("normal", 1.0, 1.5, "alpha median 0.87 on (0.5, 1)")
+            priors[f"logit_{name}"] = Prior(
+                "normal",
+                ALPHA_PRIOR_MU,
+                ALPHA_PRIOR_SD,
+                f"alpha median 0.85 on ({ALPHA_LOW:g}, 1)",
+            )
         elif unit == "Ohm":
             priors[f"log_{name}"] = Prior("normal", math.log(z_scale), LOG_R_SD, "span of Re(Z)")
         else:

@@ -17,11 +17,15 @@ import math
 import numpy as np
 
 from inference import arrhenius as arr
+from inference import diagnostics as dg
+from inference.rate_capability import PROXY_ERROR_LOGIT_SD
 
 ZERO_C_K = 273.15
 #: Colour per recipe, in recipe order (colour-blind-safe Okabe–Ito palette).
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
 KIND_LABEL = {"ionic": "ionic σ_ion", "electronic": "electronic σ_el"}
+FORM_LABEL = {"sigma": "σ = σ0·exp(−Ea/kT)", "sigmaT": "σ·T = A·exp(−Ea/kT)"}
+PRIOR_PILL = '<span class="pill warn" title="interval set by the prior">prior-dominated</span>'
 #: Nyquist panels per recipe: temperatures of one representative cell, lowest to highest.
 NYQUIST_COLUMNS = 3
 
@@ -326,25 +330,19 @@ def nyquist_figure(result, recipe: str) -> str | None:
 
 
 def _status_pill(result) -> str:
-    d = result.diagnostics()
-    problems = []
-    if not d["max_rhat"] <= 1.01:
-        problems.append(f"r̂ {d['max_rhat']:.3f} > 1.01")
-    if not d["min_ess_bulk"] >= 400:
-        problems.append(f"ESS {d['min_ess_bulk']:.0f} < 400")
-    if d["divergences"]:
-        problems.append(f"{d['divergences']} divergences")
-    n_failed = len(d["failed"])
-    if not problems and not n_failed:
-        return '<span class="pill ok">converged · all records fitted</span>'
-    out = []
-    if problems:
-        out.append(f'<span class="pill bad">{_e("; ".join(problems))}</span>')
-    else:
-        out.append('<span class="pill ok">Arrhenius layer converged</span>')
-    if n_failed:
-        out.append(f'<span class="pill bad">{n_failed} record(s) left out — see Diagnostics</span>')
-    return " ".join(out)
+    """The badge: the study's verdict (:func:`inference.diagnostics.study_verdict`), which
+    reflects every layer: each Arrhenius layer and the stage-1 records."""
+    verdict, reasons = result.verdict()
+    counts = result.records["verdict"].value_counts()
+    n = len(result.records)
+    tally = f"{counts.get('ok', 0)} of {n} records ok"
+    if verdict == "ok":
+        layers = " · ".join(f"{k} converged" for k in result.layer_verdicts())
+        return f'<span class="pill ok">ok · {_e(layers)} · {_e(tally)}</span>'
+    return (
+        f'<span class="pill bad">warning · {_e(tally)}</span> '
+        f'<span class="note">{_e("; ".join(reasons))}</span>'
+    )
 
 
 def _sigma_table(result, temperature_C: float) -> str:
@@ -365,7 +363,8 @@ def _sigma_table(result, temperature_C: float) -> str:
             f"<b>{_e(s.recipe)}</b>",
             s.kind,
             _sci(s.median_S_per_cm),
-            f"{_sci(s.ci90_lo_S_per_cm)} – {_sci(s.ci90_hi_S_per_cm)}",
+            f"{_sci(s.ci90_lo_S_per_cm)} – {_sci(s.ci90_hi_S_per_cm)}"
+            + (f" {PRIOR_PILL}" if s.prior_dominated else ""),
         ]
         if has_paper:
             paper = result.paper["sigma"].get((s.recipe, s.kind, float(temperature_C)))
@@ -385,7 +384,11 @@ def _sigma_table(result, temperature_C: float) -> str:
             ]
         width = max(e.ci90_hi_eV - e.ci90_lo_eV, 1e-6)
         fmt = f".{max(3, 1 - math.floor(math.log10(width)))}f"
-        row += [_num(e.median_eV, fmt), f"{_num(e.ci90_lo_eV, fmt)} – {_num(e.ci90_hi_eV, fmt)}"]
+        row += [
+            _num(e.median_eV, fmt),
+            f"{_num(e.ci90_lo_eV, fmt)} – {_num(e.ci90_hi_eV, fmt)}"
+            + (f" {PRIOR_PILL}" if e.prior_dominated else ""),
+        ]
         if has_truth:
             true = result.truth.get((s.recipe, s.kind), {}).get("Ea_eV")
             inside = true is not None and e.ci90_lo_eV <= true <= e.ci90_hi_eV
@@ -454,7 +457,9 @@ def _rate_table(result) -> str:
 
 def _arrhenius_diag_table(result) -> str:
     rows = []
-    for kind, tree in result.arrhenius.items():
+    for (kind, tree), (verdict, reasons) in zip(
+        result.arrhenius.items(), result.layer_verdicts().values(), strict=True
+    ):
         a = tree.attrs
         post = tree["posterior"]
         tau = float(np.median(post["tau_cell"].values))
@@ -463,49 +468,55 @@ def _arrhenius_diag_table(result) -> str:
             [
                 kind,
                 a.get("model", ""),
+                FORM_LABEL.get(a.get("arrhenius_form", "sigma"), ""),
                 _num(a["max_rhat"]),
-                f"{a['min_ess_bulk']:.0f}",
+                _num(a["min_ess_bulk"], ".0f"),
+                _num(a.get("min_ess_tail"), ".0f"),
                 str(a["divergences"]),
+                _num(a.get("bfmi"), ".2f"),
                 f"{a['reference_temperature_K']:.1f} K",
                 _num(tau, ".3f"),
                 _num(extra, ".4f"),
+                f'<span class="pill {VERDICT_PILL[verdict]}">{verdict}</span> '
+                f'<span class="note">{_e("; ".join(reasons))}</span>',
             ]
         )
     return _table(
         [
             "layer",
             "model",
+            "form",
             "max r̂",
             "min ESS bulk",
+            "min ESS tail",
             "divergences",
+            "E-BFMI",
             "T_ref",
             "cell spread τ (dec)",
             "extra scatter (dec)",
+            "verdict",
         ],
         rows,
-        left=2,
+        left=3,
     )
 
 
+VERDICT_PILL = {"ok": "ok", "warning": "warn", "excluded": "bad"}
+
+
 def _records_table(result) -> str:
+    """Per record: σ, the diagnostics and the verdict of :meth:`StudyResult.verdict_table`."""
     rows, classes = [], []
     outlier = result.outlier_probability()
+    verdicts = result.verdict_table().set_index("record")
     for r in result.records.itertuples():
+        v = verdicts.loc[r.id]
         p_out = outlier.get(r.id)
-        if r.status != "ok":
-            verdict = f'<span class="pill bad">{_e(r.status)}</span>'
-            classes.append("failed")
-        elif p_out is not None and p_out > 0.5:
-            verdict = '<span class="pill warn">outlier in Arrhenius fit</span>'
-            classes.append("flagged")
-        elif r.kk_passed is False:
-            verdict = '<span class="pill warn">KK failed (kept)</span>'
-            classes.append("flagged")
-        else:
-            verdict = '<span class="pill ok">ok</span>'
-            classes.append("")
+        reasons = list(v["reasons"])
+        if p_out is not None and p_out > 0.5:
+            reasons.append(f"set aside as an outlier by the Arrhenius layer (P = {p_out:.2f})")
+        classes.append({"excluded": "failed", "warning": "flagged"}.get(v["verdict"], ""))
         kk = {True: "pass", False: "fail"}.get(r.kk_passed, "–")
-        note = r.reason if r.status != "ok" else r.flags
         rows.append(
             [
                 _e(r.id),
@@ -513,13 +524,15 @@ def _records_table(result) -> str:
                 f"{r.temperature_K - ZERO_C_K:.0f} °C",
                 _num(r.log10_sigma, ".3f"),
                 _num(r.log10_sigma_sd, ".4f"),
-                _num(r.max_rhat, ".3f"),
-                _num(r.min_ess_bulk, ".0f"),
-                str(int(r.divergences)) if r.status != "failed" else "–",
+                _num(v["max_rhat"], ".3f"),
+                _num(v["min_ess_bulk"], ".0f"),
+                _num(v["min_ess_tail"], ".0f"),
+                str(int(v["divergences"])) if r.status != "failed" else "–",
+                _num(v["bfmi"], ".2f"),
                 kk,
                 _num(p_out, ".2f") if p_out is not None else "–",
-                verdict,
-                f'<span class="note">{_e(note)}</span>',
+                f'<span class="pill {VERDICT_PILL[v["verdict"]]}">{_e(v["verdict"])}</span>',
+                f'<span class="note">{_e("; ".join(reasons))}</span>',
             ]
         )
     return _table(
@@ -531,11 +544,13 @@ def _records_table(result) -> str:
             "sd (fit)",
             "r̂",
             "ESS bulk",
+            "ESS tail",
             "div.",
+            "E-BFMI",
             "KK",
             "P(outlier)",
             "verdict",
-            "note",
+            "reasons",
         ],
         rows,
         left=1,
@@ -570,10 +585,12 @@ def render_report(result) -> str:
         if joint
         else "two-stage (per-record posteriors, then the Arrhenius layer)"
     )
+    form = s.get("arrhenius_form", "sigma")
     parts = [
         f"<h1>{_e(result.study_name)}: conductivities and activation energies</h1>",
         f'<p class="sub">{_e(s.get("date", ""))} · stage-1 method <b>{_e(s.get("method", ""))}</b>'
-        f" · {model} · seed {s.get('seed', 0)}</p>",
+        f" · {model} · study kind <b>{_e(s.get('kind', ''))}</b> · Arrhenius form "
+        f"<b>{_e(FORM_LABEL.get(form, form))}</b> · seed {s.get('seed', 0)}</p>",
         f"<p>{_status_pill(result)}</p>",
         _failures_banner(result),
     ]
@@ -606,6 +623,14 @@ def render_report(result) -> str:
         for t in temps:
             parts.append(f"<h3>σ at {t:g} °C and activation energies</h3>")
             parts.append(_sigma_table(result, t))
+        parts.append(
+            f'<p class="note">Activation energies are those of the {_e(FORM_LABEL[form])} '
+            "law (in the σ·T form Ea is higher by about k_B·T than in the σ form). "
+            f"{PRIOR_PILL}: the interval says more about the prior than about the data: its "
+            "posterior sd exceeds half its prior sd, or most of its width is how far the "
+            "recipe may lie from the cells measured while the spread of cells is itself not "
+            "learned (one or two cells per recipe).</p>"
+        )
         parts.append("<h2>Recipe comparisons</h2>")
         parts.append(_comparison_table(result))
         parts.append("<h2>Arrhenius plots</h2>")
@@ -633,22 +658,32 @@ def render_report(result) -> str:
             if src:
                 parts.append(_figure(src, f"{_e(recipe)}: Nyquist plots of one cell."))
     parts.append("<h2>Rate capability — model prediction</h2>")
-    parts.append(
-        '<p class="note"><b>Model prediction, not a measurement:</b> the σ_ion posterior '
-        "at 60 °C pushed through the physics.md §2.7 proxy u(C) = (tanh Λ/Λ)/(1 + C/C0), "
-        "Λ = jL/(2σΔV), for a 60 µm, 2.4 mAh/cm² electrode; retention relative to C/10. "
-        "Its uncertainty covers σ_ion only, not the proxy's own assumptions.</p>"
-    )
-    parts.append(_rate_table(result))
+    note = result.rate_capability_note()
+    if note:
+        parts.append(f'<p class="note">{_e(note)}.</p>')
+    else:
+        parts.append(
+            '<p class="note"><b>Model prediction, not a measurement:</b> the σ_ion posterior '
+            "at 60 °C pushed through the physics.md §2.7 proxy u(C) = (tanh Λ/Λ)/(1 + C/C0), "
+            "Λ = jL/(2σΔV), for a 60 µm, 2.4 mAh/cm² electrode; retention relative to C/10. "
+            "Its interval holds the σ_ion posterior and the proxy's own error (sd "
+            f"{PROXY_ERROR_LOGIT_SD:g} on the logit of the retention).</p>"
+        )
+        parts.append(_rate_table(result))
     parts.append("<h2>Diagnostics</h2>")
     if result.arrhenius:
         parts.append("<h3>Arrhenius layer</h3>")
         parts.append(_arrhenius_diag_table(result))
     parts.append("<h3>Per record (stage 1)</h3>")
     parts.append(
-        '<p class="note">r̂ and ESS are those of each record\'s own fit (NUTS; "–" for '
-        "least squares). A spectrum failing its Kramers–Kronig check is kept and "
-        "flagged; a failed record is left out of the Arrhenius layer.</p>"
+        '<p class="note">r̂, ESS and E-BFMI are those of each record\'s own fit (NUTS; '
+        '"–" for least squares). A record is <b>ok</b> only when r̂ ≤ '
+        f"{dg.RHAT_MAX}, ESS bulk and tail ≥ {dg.ESS_MIN}, no divergent transition, "
+        f"E-BFMI ≥ {dg.BFMI_MIN}, no parameter against a bound of its support, its "
+        "Kramers–Kronig check passed and its least-squares start is not poor; otherwise a "
+        "<b>warning</b> (kept in the Arrhenius layer) or <b>excluded</b> (its file or fit "
+        f"failed, or its chains disagree, r̂ > {dg.RHAT_EXCLUDE}). The badge above is ok when "
+        f"every layer is ok and at least {dg.RECORDS_OK_MIN:.0%} of the records are.</p>"
     )
     parts.append(_records_table(result))
     parts.append("<h2>Provenance</h2>")

@@ -56,7 +56,7 @@ class Draws:
     posterior : name → array (chain, draw, *shape) of every free variable (constrained scale)
         and deterministic of the model.
     sample_stats : ``diverging`` (bool), ``n_steps`` (leapfrog steps), ``acceptance_rate``,
-        ``step_size``, each (chain, draw).
+        ``step_size``, ``energy`` (Hamiltonian, for E-BFMI), each (chain, draw).
     sampler : back-end name.
     """
 
@@ -162,9 +162,10 @@ class BlackjaxSampler:
     ----------
     jmodel : the model as JAX functions.
     chains, tune, chunk : fixed shapes of the compiled functions (draws per chunk).
-    target_accept : NUTS target acceptance rate during adaptation. 0.9: on 30 3-arc spectra it
-        left 24 divergent transitions against 38 at 0.85, at the same time per spectrum
-        (0.95: 11, but 20 % slower).
+    target_accept : default NUTS target acceptance rate during adaptation. 0.9: on 30 3-arc
+        spectra it left 24 divergent transitions against 38 at 0.85, at the same time per
+        spectrum (0.95: 11, but 20 % slower). It is an argument of the compiled warm-up, so
+        :meth:`run` can raise it for one data set without a new compilation.
     dense_mass : adapt a dense mass matrix (default). On 3-arc spectra (R and τ of an arc are
         correlated) it cut the leapfrog steps per draw from 35–80 to 7–13 and doubled the ESS
         against a diagonal one; the extra cost per step is nil at ~10 parameters.
@@ -193,12 +194,14 @@ class BlackjaxSampler:
 
             return fn
 
-        def warmup(keys, x0, *data):
+        self.target_accept = target_accept
+
+        def warmup(keys, x0, target, *data):
             def one(key):
                 adapt = blackjax.window_adaptation(
                     blackjax.nuts,
                     logdensity(data),
-                    target_acceptance_rate=target_accept,
+                    target_acceptance_rate=target,
                     is_mass_matrix_diagonal=not dense_mass,
                 )
                 (state, params), _ = adapt.run(key, x0, num_steps=tune)
@@ -212,7 +215,12 @@ class BlackjaxSampler:
 
                 def step(carry, k):
                     new, info = kernel.step(k, carry)
-                    stats = (info.is_divergent, info.num_integration_steps, info.acceptance_rate)
+                    stats = (
+                        info.is_divergent,
+                        info.num_integration_steps,
+                        info.acceptance_rate,
+                        info.energy,
+                    )
                     return new, (new.position, *stats)
 
                 return jax.lax.scan(step, s, jax.random.split(key, chunk))
@@ -238,6 +246,7 @@ class BlackjaxSampler:
         seed: int,
         progress: ProgressFn | None = None,
         should_stop: StopFn | None = None,
+        target_accept: float | None = None,
     ) -> Draws:
         """Sample one data set.
 
@@ -245,8 +254,9 @@ class BlackjaxSampler:
         ----------
         data : name → array for every ``pm.Data`` of the model.
         init : constrained starting value per free variable (same for every chain).
-        draws : draws per chain kept (≤ chunk × N_CHUNKS of the compiled sampler).
+        draws : draws per chain kept (more than chunk × N_CHUNKS runs more chunks).
         seed : random seed.
+        target_accept : this run's target acceptance rate (default: the sampler's).
         """
         import time
 
@@ -263,7 +273,8 @@ class BlackjaxSampler:
         _notify(progress, phase=phase, done=0, total=draws, divergences=0)
         t0 = time.perf_counter()
         keys = jax.random.split(jax.random.fold_in(key, 0), self.chains)
-        state, step_size, inv_mass = self._warmup(keys, x0, *args)
+        target = float(target_accept or self.target_accept)
+        state, step_size, inv_mass = self._warmup(keys, x0, target, *args)
         jax.block_until_ready(state)
         timings = {"tune_s": time.perf_counter() - t0}
         positions, stats = [], []
@@ -278,11 +289,9 @@ class BlackjaxSampler:
                 divergences=divergences,
             )
             keys = jax.random.split(jax.random.fold_in(key, c + 1), self.chains)
-            state, (pos, div, n_steps, accept) = self._sample(
-                keys, state, step_size, inv_mass, *args
-            )
+            state, (pos, *chunk_stats) = self._sample(keys, state, step_size, inv_mass, *args)
             positions.append(np.asarray(pos))
-            stats.append((np.asarray(div), np.asarray(n_steps), np.asarray(accept)))
+            stats.append(tuple(np.asarray(x) for x in chunk_stats))
             divergences += int(stats[-1][0].sum())
         self.compiled = True
         timings["total_s"] = time.perf_counter() - t0
@@ -291,7 +300,7 @@ class BlackjaxSampler:
         flat = np.concatenate(positions, axis=1)[:, :draws]
         outs = self._outputs(flat, *args)
         posterior = {n: np.asarray(o) for n, o in zip(self.jmodel.output_names, outs, strict=True)}
-        div, n_steps, accept = (
+        div, n_steps, accept, energy = (
             np.concatenate(s, axis=1)[:, :draws] for s in zip(*stats, strict=True)
         )
         eps = np.broadcast_to(np.asarray(step_size)[:, None], div.shape)
@@ -302,6 +311,7 @@ class BlackjaxSampler:
                 "n_steps": n_steps,
                 "acceptance_rate": accept,
                 "step_size": np.array(eps),
+                "energy": energy,
             },
             sampler="blackjax",
             timings_s=timings,
@@ -332,6 +342,7 @@ class PymcSampler:
         seed: int,
         progress: ProgressFn | None = None,
         should_stop: StopFn | None = None,
+        target_accept: float | None = None,
     ) -> Draws:
         import pymc as pm
 
@@ -371,7 +382,7 @@ class PymcSampler:
                 random_seed=seed,
                 init="adapt_full",
                 initvals=dict(init),
-                target_accept=self.target_accept,
+                target_accept=float(target_accept or self.target_accept),
                 progressbar=False,
                 compute_convergence_checks=False,
                 callback=callback,
@@ -410,6 +421,7 @@ class NutpieSampler:
         seed: int,
         progress: ProgressFn | None = None,
         should_stop: StopFn | None = None,
+        target_accept: float | None = None,
     ) -> Draws:
         import time
 
@@ -434,6 +446,7 @@ class NutpieSampler:
             seed=seed,
             progress_bar=False,
             blocking=False,
+            **({"target_accept": float(target_accept)} if target_accept else {}),
         )
         while not _finished(background):
             if should_stop is not None and should_stop():
@@ -524,6 +537,7 @@ def _draws_from_idata(idata, sampler: str, acceptance_key: str, draws: int, prog
             "n_steps": np.asarray(stats["n_steps"]),
             "acceptance_rate": np.asarray(stats[acceptance_key]),
             "step_size": np.asarray(stats["step_size"]),
+            **({"energy": np.asarray(stats["energy"])} if "energy" in stats else {}),
         },
         sampler=sampler,
     )

@@ -8,9 +8,12 @@
       "study": str,                              study name (manifest [study] name or folder)
       "conductivity": [                          one row per recipe × kind × requested temperature
         {"recipe": str, "kind": "ionic" | "electronic", "temperature_C": float,
-         "median_S_per_cm": float, "ci90_S_per_cm": [lo, hi]}],
+         "median_S_per_cm": float, "ci90_S_per_cm": [lo, hi],
+         "prior_dominated": bool}],              the interval says more about the prior than the
+                                                 data (inference.arrhenius.prior_check)
       "activation_energy": [                     one row per recipe × kind
-        {"recipe": str, "kind": str, "median_eV": float, "ci90_eV": [lo, hi]}],
+        {"recipe": str, "kind": str, "form": "sigma" | "sigmaT", "median_eV": float,
+         "ci90_eV": [lo, hi], "prior_dominated": bool}],
       "comparisons": [                           each pair of recipes once per kind × temperature,
         {"numerator": str, "denominator": str,   oriented so that ratio_median >= 1
          "kind": str, "temperature_C": float,
@@ -18,20 +21,33 @@
       "diagnostics": {
         "max_rhat": float,                       over the Arrhenius layer(s)
         "min_ess_bulk": float,                   over the Arrhenius layer(s)
+        "min_ess_tail": float, "bfmi": float,    over the Arrhenius layer(s) (null if unknown)
         "divergences": int,                      Arrhenius layer(s)
         "kk_failed": [str],                      spectra whose Kramers–Kronig check failed (kept)
         "failed": [{"id": str, "file": str, "reason": str}],   records excluded from the analysis
-        "fits": {"n": int, "max_rhat": float, "min_ess_bulk": float, "divergences": int}
-      },                                         (stage-1 fits; NaN-free: null when not sampled)
+        "fits": {"n": int, "max_rhat": float, "min_ess_bulk": float, "min_ess_tail": float,
+                 "divergences": int, "n_ok": int, "n_warning": int, "n_excluded": int},
+        "layers": {kind: {"verdict": str, "reasons": [str], "max_rhat": float, ...}},
+        "records": [                             one row per spectrum or DC record
+          {"record": str, "recipe": str, "cell": str, "temperature_C": float,
+           "max_rhat": float, "min_ess_bulk": float, "min_ess_tail": float,
+           "divergences": int, "bfmi": float, "at_bound": [str],
+           "verdict": "ok" | "warning" | "excluded", "reasons": [str]}],
+        "verdict": "ok" | "warning",             the study's (the report's badge)
+        "reasons": [str]
+      },                                         (NaN-free: null when not sampled)
       "rate_capability": [                       model prediction (physics.md §2.7 proxy)
         {"recipe": str, "temperature_C": float, "c_rate_per_h": float,
          "median": float, "ci90": [lo, hi]}],
-      "settings": {"method": str, "joint": bool, "seed": int, "draws": int, "chains": int,
-                   "tune": int, "circuit": str, "reference_temperature_K": {kind: float}},
+      "rate_capability_note": str,               why there is none ("" when there is)
+      "settings": {"kind": str, "arrhenius_form": "sigma" | "sigmaT", "method": str,
+                   "joint": bool, "seed": int, "draws": int, "chains": int, "tune": int,
+                   "circuit": str, "reference_temperature_K": {kind: float}},
       "timing_s": {"total": float, "fits": float, "arrhenius": float, ...}
     }
 
-Intervals are equal-tailed 90 % (5th–95th percentile); ``p_greater`` = P(ratio > 1).
+Intervals are equal-tailed 90 % (5th–95th percentile); ``p_greater`` = P(ratio > 1). Verdicts
+and thresholds: :mod:`inference.diagnostics`.
 """
 
 from __future__ import annotations
@@ -71,7 +87,19 @@ _DIAGNOSTIC_TYPES = {
     "min_ess_bulk": float,
     "divergences": int,
     "kk_failed": list,
+    "records": list,
+    "verdict": str,
 }
+_RECORD_TYPES = {
+    "record": str,
+    "recipe": str,
+    "cell": str,
+    "divergences": int,
+    "at_bound": list,
+    "verdict": str,
+    "reasons": list,
+}
+VERDICTS = ("ok", "warning", "excluded")
 
 
 def _is(value, kind) -> bool:
@@ -115,6 +143,20 @@ def validate_summary(summary: dict) -> None:
             raise InputError(f"summary: diagnostics.{key} missing or not {kind.__name__}")
     if not all(isinstance(s, str) for s in diag["kk_failed"]):
         raise InputError("summary: diagnostics.kk_failed must list spectrum ids (str)")
+    if diag["verdict"] not in VERDICTS[:2]:
+        raise InputError("summary: diagnostics.verdict must be 'ok' or 'warning'")
+    for i, row in enumerate(diag["records"]):
+        for key, kind in _RECORD_TYPES.items():
+            if key not in row or not _is(row[key], kind):
+                raise InputError(
+                    f"summary: diagnostics.records[{i}].{key} missing or not {kind.__name__}"
+                )
+        if row["verdict"] not in VERDICTS:
+            raise InputError(f"summary: diagnostics.records[{i}].verdict must be in {VERDICTS}")
+    for section in ("conductivity", "activation_energy"):
+        for i, row in enumerate(summary[section]):
+            if "prior_dominated" in row and not isinstance(row["prior_dominated"], bool):
+                raise InputError(f"summary: {section}[{i}].prior_dominated must be true/false")
     if not _is(summary["timing_s"].get("total"), float):
         raise InputError("summary: timing_s.total missing or not a number")
 

@@ -14,6 +14,8 @@ from rich.text import Text
 
 from inference.errors import SigmalabError
 
+FORM_LABEL = {"sigma": "σ = σ0·exp(−Ea/kT)", "sigmaT": "σ·T = A·exp(−Ea/kT)"}
+
 
 def _sci(x: float) -> str:
     return f"{x:.3g}"
@@ -25,7 +27,7 @@ def _print_tables(console: Console, result) -> None:
         table = Table(
             title=f"Conductivity at {t:g} °C (median, 90 % interval)", title_justify="left"
         )
-        for col in ("recipe", "kind", "σ (S/cm)", "90 % interval"):
+        for col in ("recipe", "kind", "σ (S/cm)", "90 % interval", "prior-dominated"):
             table.add_column(col, justify="left" if col in ("recipe", "kind") else "right")
         if paper:
             table.add_column("paper", justify="right")
@@ -36,6 +38,7 @@ def _print_tables(console: Console, result) -> None:
                 r.kind,
                 _sci(r.median_S_per_cm),
                 f"{_sci(r.ci90_lo_S_per_cm)} – {_sci(r.ci90_hi_S_per_cm)}",
+                _prior_flag(r.prior_dominated),
             ]
             if paper:
                 p = paper.get((r.recipe, r.kind, float(t)))
@@ -47,12 +50,17 @@ def _print_tables(console: Console, result) -> None:
                 ]
             table.add_row(*cells)
         console.print(table)
-    ea = Table(title="Activation energy (eV)", title_justify="left")
-    for col in ("recipe", "kind", "median", "90 % interval"):
+    form = FORM_LABEL[result.settings.get("arrhenius_form", "sigma")]
+    ea = Table(title=f"Activation energy (eV), {form}", title_justify="left")
+    for col in ("recipe", "kind", "median", "90 % interval", "prior-dominated"):
         ea.add_column(col, justify="left" if col in ("recipe", "kind") else "right")
     for r in result.activation_energy_table().itertuples():
         ea.add_row(
-            r.recipe, r.kind, f"{r.median_eV:.4f}", f"{r.ci90_lo_eV:.4f} – {r.ci90_hi_eV:.4f}"
+            r.recipe,
+            r.kind,
+            f"{r.median_eV:.4f}",
+            f"{r.ci90_lo_eV:.4f} – {r.ci90_hi_eV:.4f}",
+            _prior_flag(r.prior_dominated),
         )
     console.print(ea)
     comp = Table(title="Recipe comparisons: σ ratio", title_justify="left")
@@ -76,17 +84,50 @@ def _print_tables(console: Console, result) -> None:
         )
 
 
+def _prior_flag(flag) -> Text:
+    return Text("yes", style="yellow") if flag else Text("no")
+
+
+def _print_verdicts(console: Console, result) -> None:
+    """Records that are not ok, with their reasons (the verdict table of the diagnostics)."""
+    table = result.verdict_table()
+    bad = table[table["verdict"] != "ok"]
+    if bad.empty:
+        return
+    out = Table(title="Records that are not ok", title_justify="left")
+    for col in ("record", "T (°C)", "verdict", "reasons"):
+        out.add_column(col, justify="right" if col == "T (°C)" else "left")
+    for r in bad.itertuples():
+        style = "red" if r.verdict == "excluded" else "yellow"
+        out.add_row(
+            r.record,
+            f"{r.temperature_C:.0f}",
+            Text(r.verdict, style=style),
+            Text("; ".join(r.reasons)),
+        )
+    console.print(out)
+
+
 def _print_diagnostics(console: Console, result) -> None:
     d = result.diagnostics()
-    ok = d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 400 and not d["divergences"]
-    style = "green" if ok else "red"
-    console.print(
-        Text(
-            f"Arrhenius layer: max r̂ {d['max_rhat']:.3f}, min ESS bulk "
-            f"{d['min_ess_bulk']:.0f}, divergences {d['divergences']}",
-            style=style,
+    for kind, layer in d["layers"].items():
+        console.print(
+            Text(
+                f"{kind} Arrhenius layer: {layer['verdict']} (max r̂ {layer['max_rhat']:.3f}, "
+                f"min ESS bulk {layer['min_ess_bulk']:.0f}, divergences {layer['divergences']})"
+                + (f": {'; '.join(layer['reasons'])}" if layer["reasons"] else ""),
+                style="green" if layer["verdict"] == "ok" else "red",
+            )
         )
+    fits = d["fits"]
+    console.print(
+        f"stage-1 records: {fits['n_ok']} ok, {fits['n_warning']} with warnings, "
+        f"{fits['n_excluded']} excluded"
     )
+    _print_verdicts(console, result)
+    note = result.rate_capability_note()
+    if note:
+        console.print(f"rate capability: {note}")
     if d["kk_failed"]:
         console.print(
             Text(
@@ -97,6 +138,13 @@ def _print_diagnostics(console: Console, result) -> None:
         )
     for f in d["failed"]:
         console.print(Text(f"failed: {f['file']}: {f['reason']}", style="red"))
+    style = "green" if d["verdict"] == "ok" else "red"
+    console.print(
+        Text(
+            f"verdict: {d['verdict']}" + (f" ({'; '.join(d['reasons'])})" if d["reasons"] else ""),
+            style=style,
+        )
+    )
 
 
 def analyze(
@@ -131,12 +179,25 @@ def analyze(
         str | None,
         typer.Option(help="Composite resistance parameter of the circuit (default: last arc's R)."),
     ] = None,
+    arrhenius: Annotated[
+        str | None,
+        typer.Option(
+            help="Arrhenius form: sigma or sigmaT (default: manifest [study] arrhenius, else "
+            "sigma for composite cathodes, sigmaT for solid electrolytes)."
+        ),
+    ] = None,
+    keep_draws: Annotated[
+        int | None,
+        typer.Option(help="Keep about this many draws per stage-1 fit in result.nc (default all)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
     """Fit every spectrum and DC record of a study, the hierarchical Arrhenius layer per kind;
     print σ, Ea and recipe comparisons; write result.nc, summary.json and report.html.
 
-    Example: ``sigmalab analyze datasets/emley2023 --out out/emley2023``.
+    Example: ``sigmalab analyze datasets/emley2023 --out out/emley2023``. Exit status: 0 when
+    the verdict is ok, 1 when the results were written with the verdict warning (see the
+    diagnostics printed), 2 for a user error (nothing written).
     """
     from inference.analysis import analyze_study
 
@@ -161,6 +222,8 @@ def analyze(
         str(tune),
         *(["--circuit", circuit] if circuit else []),
         *(["--resistance", resistance] if resistance else []),
+        *(["--arrhenius", arrhenius] if arrhenius else []),
+        *(["--keep-draws", str(keep_draws)] if keep_draws else []),
     ]
     command = shlex.join(args)
     try:
@@ -196,6 +259,7 @@ def analyze(
                 temperatures_C=temperature_c or [30.0],
                 circuit=circuit,
                 resistance=resistance,
+                arrhenius=arrhenius,
                 draws=draws,
                 chains=chains,
                 tune=tune,
@@ -203,7 +267,7 @@ def analyze(
                 progress=progress,
                 command=command,
             )
-        paths = result.write(out)
+        paths = result.write(out, keep_draws=keep_draws)
     except SigmalabError as err:
         errors.print(Text(f"error: {err}", style="red"))
         raise typer.Exit(2) from None
@@ -213,3 +277,5 @@ def analyze(
         f"wrote {paths['result']}, {paths['summary']}, {paths['report']} "
         f"({result.timing_s['total']:.0f} s)"
     )
+    if result.verdict()[0] != "ok":
+        raise typer.Exit(1)
