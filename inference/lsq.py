@@ -6,7 +6,8 @@ exponents on the support (ALPHA_LOW, 1) that the Bayesian model uses too
 (high-frequency intercept, apexes of −Im vs log f, real-axis span between them), so users
 need not supply any. When the first fit is poor — its residual well above the noise level
 that a Kramers–Kronig (Lin-KK) fit of the same spectrum reaches — more starts are drawn from a
-scrambled Sobol sequence around the guess and the best fit is kept. This is also sigmalab's cheap ``method="lsq"``.
+scrambled Sobol sequence around the guess and the best fit is kept. This is also sigmalab's
+cheap ``method="lsq"``.
 
 Every result carries the spectrum's Kramers–Kronig verdict; a failing spectrum is fitted and
 flagged (``"kk_failed"`` in ``flags``), never dropped.
