@@ -7,7 +7,7 @@ The model, for one kind of conductivity (ionic or electronic), reads like ``phys
     y[i]       = c[cell] − Ea_cell[cell] / (k_B ln10) · (1/T[i] − 1/T_ref)
 
     a[recipe]  ~ Normal(a_pop, τ_a)                          recipes partially pooled
-    Ea[recipe] ~ Normal(Ea_pop, τ_Ea)                        Ea_pop prior per study kind
+    Ea[recipe] = Ea_pop + τ_Ea · v[recipe],  v ~ Normal(0, 1)  Ea_pop prior per study kind
     c[cell]    ~ Normal(a[recipe], sqrt(τ_cell² + g[cell]²)) cell level around its recipe
     Ea_cell    = Ea[recipe] + τ_Ea,cell · w[cell],  w ~ Normal(0, 1)   cells differ in Ea too
     ŷ[i]       ~ (1 − π)·Normal(y[i], sqrt(s[i]² + σ_extra²)) + π·Normal(y[i], 1 decade)
@@ -33,8 +33,10 @@ Which levels exist and how they are written depends on what the data can identif
   4000, step size 0.4 centred vs ESS ≈ 200, step size 0.03 non-centred), without the funnel
   that the centred form has for a recipe measured on one cell (a one-cell temperature series
   gave 318–430 divergences);
-- the cells' Ea offsets are non-centred: a cell's slope is known to a few meV at best, less
-  than the spread, which is where the non-centred form is the better one.
+- the Ea offsets of recipes from the population and of cells from their recipe are
+  non-centred: a slope is known to a few meV at best, not much less than the spreads, which is
+  where the non-centred form is the better one (centred recipe offsets gave 51 divergences on
+  two recipes of one cell each).
 
 Priors depend on the study's kind (:data:`KIND_PRIORS`, ``[study] kind``); they are stated at
 30 °C and moved to ``T_ref``, which defaults to the middle of the measured range (in 1/T), where
@@ -47,6 +49,7 @@ spectrum in one model (``--joint``).
 from __future__ import annotations
 
 import copy
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +59,7 @@ import pymc as pm
 import xarray as xr
 
 from inference.errors import InputError, ModelError
+from inference.fit import TARGET_ACCEPT_RETRY
 
 #: Boltzmann constant, eV/K.
 K_B_EV_PER_K = 8.617333262e-5
@@ -370,10 +374,8 @@ def _arrhenius_layer(layout: _Layout, p: dict, t_ref: float, form: str, inv_t, c
     weight = 1.0 / cell_sd**2
     total = pt.dot(member, weight)
     u = pm.Flat("u_recipe", dims="recipe")
-    a = pm.Deterministic(
-        "log10_sigma_ref", pt.dot(member, weight * cell_level) / total - u / pt.sqrt(total),
-        dims="recipe",
-    )  # fmt: skip
+    cells_mean = pt.dot(member, weight * cell_level) / total
+    a = pm.Deterministic("log10_sigma_ref", cells_mean - u / pt.sqrt(total), dims="recipe")
     cells = pm.logp(pm.Normal.dist(a[cell_recipe], cell_sd), cell_level).sum()
     pm.Potential("cell_levels", cells - 0.5 * pt.log(total).sum())
     if layout.pooled:
@@ -382,7 +384,8 @@ def _arrhenius_layer(layout: _Layout, p: dict, t_ref: float, form: str, inv_t, c
         pm.Potential("recipe_levels", pm.logp(pm.Normal.dist(a_pop, tau_a), a).sum())
         ea_pop = _ea_prior("Ea_pop", p)
         tau_ea = pm.HalfNormal("tau_Ea", p["Ea_recipe_spread_sd_eV"])
-        ea = pm.Normal("Ea", ea_pop, tau_ea, dims="recipe")
+        z_ea_recipe = pm.Normal("z_Ea_recipe", 0.0, 1.0, dims="recipe")
+        ea = pm.Deterministic("Ea", ea_pop + tau_ea * z_ea_recipe, dims="recipe")
     else:
         sd = math.hypot(p["log10_sigma_30C_sd"], p["recipe_spread_sd"])
         pm.Potential("recipe_levels", pm.logp(pm.Normal.dist(a0, sd), a).sum())
@@ -510,6 +513,7 @@ def _initial_layer(layout: _Layout, p: dict, y, inv_t) -> dict[str, np.ndarray]:
         "Ea_pop": float(np.clip(ea.mean(), lo + 1e-3, hi - 1e-3)),
         "tau_Ea": float(max(ea.std(), 0.01)),
         "Ea": ea,
+        "z_Ea_recipe": (ea - ea.mean()) / max(ea.std(), 0.01),
         "tau_cell": 0.1,
         "log10_sigma_ref_cell": cell_level,
         "u_recipe": np.zeros(n_recipes),
@@ -546,7 +550,8 @@ def _tree_from_draws(model: pm.Model, out, observed: dict) -> xr.DataTree:
 
 
 def _sample(model_key, build, data, init, *, draws, tune, chains, seed, sampler):
-    """Sample through :mod:`inference.samplers` (compiled once per key); returns (model, Draws)."""
+    """Sample through :mod:`inference.samplers` (compiled once per key); returns
+    (model, Draws, runs), ``runs`` one dict per run (a second after divergences)."""
     from inference.samplers import get_sampler
 
     built = {}
@@ -557,7 +562,18 @@ def _sample(model_key, build, data, init, *, draws, tune, chains, seed, sampler)
 
     smp = get_sampler(model_key, make, sampler=sampler, chains=chains, tune=tune, draws=draws)
     model = built.get("model") or getattr(smp, "model", None) or smp.jmodel.model
-    return model, smp.run(data, init, draws=draws, seed=seed)
+    out = smp.run(data, init, draws=draws, seed=seed)
+    runs = [{"target_accept": getattr(smp, "target_accept", None), "divergences": _n_div(out)}]
+    if runs[0]["divergences"]:
+        # As for the spectra (inference.fit.TARGET_ACCEPT_RETRY): smaller steps where the
+        # layer's geometry diverged; both runs are recorded in the tree's attrs.
+        out = smp.run(data, init, draws=draws, seed=seed + 1, target_accept=TARGET_ACCEPT_RETRY)
+        runs.append({"target_accept": TARGET_ACCEPT_RETRY, "divergences": _n_div(out)})
+    return model, out, runs
+
+
+def _n_div(out) -> int:
+    return int(np.asarray(out.sample_stats["diverging"]).sum())
 
 
 def fit_arrhenius(
@@ -600,7 +616,7 @@ def fit_arrhenius(
     init["extra_scatter"] = 0.01
     init["outlier_fraction"] = 0.05
     key = ("arrhenius", kind, layout, round(t_ref, 9), form, tuple(sorted(p.items())))
-    model, out = _sample(
+    model, out, runs = _sample(
         key,
         lambda: arrhenius_model(data, kind, p, t_ref, form, study_kind),
         values,
@@ -620,6 +636,7 @@ def fit_arrhenius(
         p,
         layout,
         model="hierarchical Arrhenius, two-stage",
+        runs=json.dumps(runs),
         arrhenius_form=form,
         study_kind=study_kind,
         draws=draws,
@@ -832,7 +849,7 @@ def fit_joint_arrhenius(
     init |= {"extra_scatter": 0.01, "z_extra": np.zeros(len(spectra))}
     values = {"inv_t": inv_t, "cell_geometry_sd": geometry}
     key = ("arrhenius-joint", id(model))
-    _, out = _sample(
+    _, out, runs = _sample(
         key,
         lambda: model,
         values,
@@ -853,6 +870,7 @@ def fit_joint_arrhenius(
         meta["priors"],
         layout,
         model="hierarchical Arrhenius, joint with the spectra",
+        runs=json.dumps(runs),
         arrhenius_form=form,
         study_kind=study_kind,
         draws=draws,

@@ -111,18 +111,17 @@ def convergence(posterior: xr.Dataset, var_names: Iterable[str] | None = None) -
             "worst_ess_var": "",
         }
     post = posterior[names]
-    rhat = _per_variable(az.rhat(post))
-    bulk = _per_variable(az.ess(post, method="bulk"))
+    rhat = {k: _extreme(np.ravel(v), max) for k, v in _per_variable(az.rhat(post)).items()}
+    bulk = {k: _extreme(np.ravel(v), min) for k, v in _per_variable(az.ess(post)).items()}
     tail = _per_variable(az.ess(post, method="tail"))
-    rhat_max = {k: _extreme(np.ravel(v), max) for k, v in rhat.items()}
-    ess_min = {k: min(_extreme(np.ravel(bulk[k]), min), _extreme(np.ravel(tail[k]), min))
-               for k in bulk}  # fmt: skip
-    worst_r = max(rhat_max, key=lambda k: rhat_max[k] if np.isfinite(rhat_max[k]) else -1)
-    worst_e = min(ess_min, key=lambda k: ess_min[k] if np.isfinite(ess_min[k]) else np.inf)
+    tail = {k: _extreme(np.ravel(v), min) for k, v in tail.items()}
+    worst_ess = {k: min(bulk[k], tail[k]) for k in bulk}
+    worst_r = max(rhat, key=lambda k: rhat[k] if np.isfinite(rhat[k]) else -1)
+    worst_e = min(worst_ess, key=lambda k: worst_ess[k] if np.isfinite(worst_ess[k]) else np.inf)
     return {
-        "max_rhat": _extreme(rhat_max.values(), max),
-        "min_ess_bulk": _extreme((_extreme(np.ravel(v), min) for v in bulk.values()), min),
-        "min_ess_tail": _extreme((_extreme(np.ravel(v), min) for v in tail.values()), min),
+        "max_rhat": _extreme(rhat.values(), max),
+        "min_ess_bulk": _extreme(bulk.values(), min),
+        "min_ess_tail": _extreme(tail.values(), min),
         "worst_rhat_var": worst_r,
         "worst_ess_var": worst_e,
     }

@@ -467,8 +467,8 @@ def _nuts_fit(
 
 def _supports(c) -> dict[str, tuple[float, float]]:
     """Bounded supports of the model's parameters: the CPE exponents'."""
-    return {n: ALPHA_SUPPORT for n, b in zip(c.param_names, c.param_bounds, strict=True)
-            if tuple(b) == (0.0, 1.0)}  # fmt: skip
+    bounds = zip(c.param_names, c.param_bounds, strict=True)
+    return {n: ALPHA_SUPPORT for n, b in bounds if tuple(b) == (0.0, 1.0)}
 
 
 def _support(fit, name) -> tuple[float, float]:
@@ -535,7 +535,7 @@ def _log_likelihood(c, posterior: xr.Dataset, spectrum, likelihood: str) -> xr.D
             "chain": posterior["chain"].values,
             "draw": posterior["draw"].values,
             "frequency": f,
-        },  # fmt: skip
+        },
     )
 
 

@@ -300,6 +300,9 @@ def _run_fit(request, inputs_dir, out_dir, progress, should_stop) -> str:
             chains=request["chains"],
             tune=request["tune"],
             seed=request["seed"],
+            # The request's chains × draws are the result's (check_result): no reruns with more
+            # draws; a fit that breaks a threshold says so in its verdict instead.
+            retry=False,
             progress=progress,
             should_stop=should_stop,
         )
@@ -311,6 +314,8 @@ def _run_fit(request, inputs_dir, out_dir, progress, should_stop) -> str:
         "circuit": fit.circuit,
         "method": fit.method,
         "diagnostics": fit.diagnostics,
+        "verdict": fit.verdict,
+        "reasons": fit.reasons,
         # Diagnostics warnings are reported, never a reason to fail the job.
         "warnings": fit.warnings,
         "parameters": fit.summary().to_dict(orient="index"),

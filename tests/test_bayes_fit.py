@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
 FREQ_HZ = np.logspace(np.log10(7e6), 0, 69)
 N_SPECTRA = 10
-SETTINGS = {"draws": 300, "tune": 300, "chains": 2}
+#: Small runs, without the reruns that would lengthen them to meet ESS ≥ 400.
+SETTINGS = {"draws": 300, "tune": 300, "chains": 2, "retry": False}
 THICKNESS_CM, AREA_CM2 = 0.006, 1.267
 
 
@@ -95,8 +96,12 @@ def test_90pct_intervals_cover_the_truth_at_the_nominal_rate(cases, fits):
 def test_diagnostics_and_progress_are_reported(fits):
     result, events = fits
     for f in result:
-        assert set(f.diagnostics) == {"max_rhat", "min_ess_bulk", "min_ess_tail", "divergences"}
+        assert {"max_rhat", "min_ess_bulk", "min_ess_tail", "divergences", "bfmi", "at_bound"} <= (
+            set(f.diagnostics)
+        )
         assert f.posterior.sizes == {"chain": 2, "draw": 300}
+        assert f.log_likelihood["z"].shape == (2, 300, FREQ_HZ.size)
+        assert f.verdict in ("ok", "warning") and (f.verdict == "ok") == (not f.reasons)
         assert f.posterior_predictive["z_real"].sizes["frequency"] == FREQ_HZ.size
     assert np.median([f.diagnostics["max_rhat"] for f in result]) < 1.05
     phases = {e["phase"] for e in events}
@@ -119,7 +124,7 @@ def test_natural_parameters_follow_the_internal_ones(fits):
     alpha = f.posterior["CPE2_1"]
     tau = f.posterior["tau_CPE2"]
     np.testing.assert_allclose(f.posterior["CPE2_0"], tau**alpha / f.posterior["R2"], rtol=1e-9)
-    assert float(alpha.min()) > 0.5 and float(alpha.max()) < 1.0
+    assert float(alpha.min()) > 0.2 and float(alpha.max()) < 1.0
 
 
 def test_netcdf_round_trip_opens_with_arviz(fits, tmp_path):
@@ -129,6 +134,15 @@ def test_netcdf_round_trip_opens_with_arviz(fits, tmp_path):
     path = f.to_netcdf(tmp_path / "fit.nc")
     assert not list(tmp_path.glob("*.tmp"))
     tree = az.from_netcdf(path)
+    # everything ArviZ needs to recompute what the fit reports: every draw, energy, log-lik
+    assert tree.posterior.sizes["draw"] == 300
+    assert {"diverging", "energy"} <= set(tree.sample_stats.data_vars)
+    ess = az.ess(tree, var_names=["R1"])["R1"]
+    assert float(np.asarray(ess)) == pytest.approx(float(f.summary().loc["R1", "ess_bulk"]))
+    loo = az.loo(tree)
+    assert np.isfinite(float(loo["elpd"])) and loo["n_data_points"] == FREQ_HZ.size
+    small = f.to_netcdf(tmp_path / "small.nc", keep_draws=100)
+    assert az.from_netcdf(small).posterior.sizes["draw"] == 50
     r1 = tree.posterior["R1"].values
     np.testing.assert_allclose(r1, np.exp(tree.posterior["log_R1"].values))
     assert tree.posterior["R1"].attrs["units"] == "Ohm"

@@ -180,3 +180,59 @@ def test_bundled_study_spectra_pass_kk_and_fit_the_truth(cell):
         assert not result.flags, (name, result.flags)
         true_r3 = truth[name]["parameters"]["R3"]
         assert abs(result.params["R3"] / true_r3 - 1) < 0.05, name
+
+
+PELLET = parse_circuit("p(R1,CPE1)-p(R2,CPE2)-CPE3")
+PELLET_FREQ = np.geomspace(1e6, 0.03, 43)
+PELLET_TRUTH = {
+    "R1": 1e5, "CPE1_0": arc_q(1e5, 3e4, 0.85), "CPE1_1": 0.85,
+    "R2": 1e6, "CPE2_0": arc_q(1e6, 1e2, 0.8), "CPE2_1": 0.8,
+    "CPE3_0": 3e-7, "CPE3_1": 0.42,
+}  # fmt: skip
+
+
+def test_electrode_cpe_below_one_half_is_inside_the_support():
+    """A blocking-electrode CPE at α = 0.42 (real pellets at 120 °C): fitted, not at a bound,
+    and its interval covers the truth — the support (0.2, 1) is the Bayesian model's too."""
+    from inference.priors import ALPHA_SUPPORT
+
+    ds = simulate_spectrum(PELLET, PELLET_TRUTH, PELLET_FREQ, noise_rel=0.01, seed=2)
+    r = fit_lsq(ds, PELLET)
+    assert r.success and not r.at_bound and r.flags == []
+    lo, hi = r.intervals["CPE3_1"]
+    assert ALPHA_SUPPORT[0] < lo < PELLET_TRUTH["CPE3_1"] < hi < 0.5
+
+
+def test_a_parameter_at_a_bound_gets_a_one_sided_interval_never_zero_width():
+    """A series resistance the data do not need goes to the fit's lower limit: it is named, its
+    interval is [0, limit] with the limit where the profile χ² has risen by 1.96² s², and the
+    Laplace draws of method="lsq" are one-sided too."""
+    from inference.fit import fit_spectrum
+
+    circuit = "R0-" + PELLET.string
+    ds = simulate_spectrum(PELLET, PELLET_TRUTH, PELLET_FREQ, noise_rel=0.01, seed=3)
+    r = fit_lsq(ds, circuit)
+    assert r.at_bound == {"R0": "lower"} and "at_bound:R0" in r.flags
+    lo, hi = r.intervals["R0"]
+    assert lo == 0.0 and hi > 10 * r.params["R0"]
+    # the bound is where the profile crosses: R0 at the limit costs 1.96² s² more, below it less
+    assert 0.0 < hi < 0.05 * PELLET_TRUTH["R1"]
+    fit = fit_spectrum(ds, circuit, method="lsq", lsq=r, draws=2000, chains=2, seed=0)
+    row = fit.summary().loc["R0"]
+    assert row["bound"] == "lower" and row["q5"] == 0.0 and row["q95"] == pytest.approx(hi)
+    draws = fit.posterior["R0"].values
+    assert draws.min() >= 0.0 and np.quantile(draws, 0.95) == pytest.approx(hi, rel=0.1)
+    assert fit.verdict == "warning" and any("R0 at lower bound" in x for x in fit.reasons)
+    # the other parameters keep their two-sided intervals, which cover the truth
+    for name in ("R1", "R2", "CPE3_1"):
+        lo, hi = r.intervals[name]
+        assert lo < PELLET_TRUTH[name] < hi, name
+
+
+def test_an_exponent_below_the_support_is_named_at_its_bound():
+    truth = {**PELLET_TRUTH, "CPE3_0": 3e-6, "CPE3_1": 0.1}  # nearly a resistor
+    ds = simulate_spectrum(PELLET, truth, PELLET_FREQ, noise_rel=0.01, seed=4)
+    r = fit_lsq(ds, PELLET)
+    assert r.at_bound.get("CPE3_1") == "lower"
+    lo, hi = r.intervals["CPE3_1"]
+    assert lo == 0.2 and hi > lo

