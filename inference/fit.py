@@ -542,9 +542,9 @@ def _log_likelihood(c, posterior: xr.Dataset, spectrum, likelihood: str) -> xr.D
 def _laplace_fit(spectrum, c, start, draws, chains, seed) -> SpectrumFit:
     """Draws from N(lsq log/logit parameters, lsq covariance), mapped to natural units.
 
-    A parameter at a limit of the fit gets one-sided draws instead: half-normal from its
-    support's bound (from 0 in its reciprocal for an upper limit at infinity) with its 95th
-    percentile at the profile limit of :attr:`LsqResult.intervals`.
+    A parameter without a Jacobian standard error (:attr:`LsqResult.profiles`) gets draws from
+    its profile limits instead: at a bound, half-normal from its support's bound (from 0 in its
+    reciprocal for an upper bound at infinity) with its 95th percentile at the profile limit.
     """
     rng = np.random.default_rng(seed)
     cov = np.asarray(start.cov_log, dtype=float)
@@ -557,16 +557,27 @@ def _laplace_fit(spectrum, c, start, draws, chains, seed) -> SpectrumFit:
     with np.errstate(over="ignore"):
         natural = np.where(exponent, alpha_from_logit(x), np.exp(x))
     values = {n: natural[..., i] for i, n in enumerate(c.param_names)}
-    for name, side in start.at_bound.items():
+    for name, (lo_ci, hi_ci) in start.profiles.items():
+        side = start.at_bound.get(name)
         low, high = ALPHA_SUPPORT if exponent[c.param_names.index(name)] else (0.0, np.inf)
-        lo_ci, hi_ci = start.intervals[name]
         half = np.abs(rng.standard_normal((chains, draws))) / 1.96
         if side == "lower":
             values[name] = low + (hi_ci - low) * half
-        elif np.isinf(high):
+        elif side == "upper" and np.isinf(high):
             values[name] = 1.0 / np.maximum(half / lo_ci, 1e-300)
-        else:
+        elif side == "upper":
             values[name] = high - (high - lo_ci) * half
+        else:
+            # Bounded on neither side ("both"): uniform on the fit's scale between its limits;
+            # on both sides by the profile: Normal on that scale, 1.96 sd to each limit.
+            positive = not exponent[c.param_names.index(name)]
+            a, b = (np.log(lo_ci), np.log(hi_ci)) if positive else (lo_ci, hi_ci)
+            shape = (chains, draws)
+            if side == "both":
+                t = rng.uniform(a, b, shape)
+            else:
+                t = (a + b) / 2 + (b - a) / (2 * 1.96) * rng.standard_normal(shape)
+            values[name] = np.exp(t) if positive else t
         values[name] = np.clip(values[name], low, high)
     values["sigma_rel"] = np.full((chains, draws), start.rms_rel)
     for arc in c.arcs:

@@ -12,11 +12,14 @@ cheap ``method="lsq"``.
 Every result carries the spectrum's Kramers–Kronig verdict; a failing spectrum is fitted and
 flagged (``"kk_failed"`` in ``flags``), never dropped.
 
-A parameter whose optimum lies on a limit of the fit (a CPE exponent at its support's end, a
-resistance driven to nothing) has no Jacobian standard error worth the name: its interval is
-one-sided, ``[bound, limit]``, where ``limit`` is where the profile χ² (every other parameter
-re-optimised) has risen by 1.96²·s² above its optimum: the one-sided 95 % limit, so that the
-interval holds 90 % like the two-sided ones (:attr:`LsqResult.intervals`).
+A parameter whose optimum lies on a limit of the fit (a CPE exponent at its support's end) or
+that has no effect on Z (a resistance driven to nothing, where the optimiser stops as soon as
+its gradient vanishes) has no Jacobian standard error worth the name: its interval comes from
+the profile χ² (every other parameter re-optimised), each end where χ² has risen by 1.96²·s²
+above the optimum (a one-sided 95 % limit, so that the interval holds 90 % like the two-sided
+ones). On a side where χ² never rises that far the interval is open to the support's bound —
+``[0, limit]`` for an unneeded resistance — and the parameter is listed in
+:attr:`LsqResult.at_bound`; never a zero-width interval.
 """
 
 from __future__ import annotations
@@ -58,8 +61,10 @@ ALPHA_GUESS = 0.9
 Z90 = 1.6449
 Z_ONE_SIDED = 1.96
 #: Profile search for a one-sided limit: first step and bisection steps (transformed scale).
-PROFILE_STEP = 0.25
-PROFILE_BISECTIONS = 10
+PROFILE_STEP = 1.0
+PROFILE_BISECTIONS = 7
+#: A Jacobian column this small against the largest: the parameter has no effect on Z.
+FLAT_COLUMN = 1e-6
 
 
 @dataclass
@@ -85,10 +90,14 @@ class LsqResult:
     initial : the starting values used for the first start (natural units).
     kk : Kramers–Kronig check of the spectrum.
     flags : warnings: ``kk_failed``, ``poor_fit``, ``not_converged``, ``at_bound:<name>``.
-    at_bound : parameter → ``"lower"`` or ``"upper"``: its optimum is on that limit of the fit.
+    at_bound : parameter → ``"lower"``, ``"upper"`` or ``"both"``: the data do not bound it on
+        that side (its optimum is on that limit of the fit, or it has no effect on Z at all).
     intervals : parameter → 90 % interval (natural units): ``optimum ∓ 1.645 sd`` on the fit's
-        log/logit scale, or one-sided ``(support low, limit)`` / ``(limit, support high)`` for a
-        parameter at a bound (module docstring).
+        log/logit scale, or, for a parameter with no Jacobian standard error (on a limit, or
+        without effect), the profile limits, one-sided ``(support low, limit)`` /
+        ``(limit, support high)`` at a bound (module docstring).
+    profiles : parameter → (lower, upper) profile limits (natural units) where they were
+        computed; the fit's own limits on a side the data do not bound.
     """
 
     circuit: str
@@ -111,6 +120,7 @@ class LsqResult:
     flags: list[str] = field(default_factory=list)
     at_bound: dict[str, str] = field(default_factory=dict)
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    profiles: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def chi2(self) -> float:
@@ -288,27 +298,43 @@ def fit_lsq(
     s2 = 2 * best.cost / dof
     hit_low = np.isclose(x, lower, atol=1e-6)
     hit_high = np.isclose(x, upper, atol=1e-6) & ~hit_low
-    free = ~(hit_low | hit_high)
-    # A parameter on a limit has no meaningful Jacobian column: the covariance is that of the
-    # others with it held at the limit, and its own interval comes from the profile.
+    # A parameter with (numerically) no effect on Z stops the optimiser wherever its gradient
+    # vanished, off any limit (a series R0 the data do not need, left at 8e-4 Ω): it is as
+    # unbounded as one on a limit, and the pseudo-inverse would give it zero variance.
+    column = np.linalg.norm(jac, axis=0)
+    flat = column <= FLAT_COLUMN * max(float(column.max()), 1e-300)
+    free = ~(hit_low | hit_high | flat)
+    # Such parameters have no meaningful Jacobian column: the covariance is that of the others
+    # with them held where they are, and their own intervals come from the profile.
     cov = np.zeros((c.n_params, c.n_params))
     cov[np.ix_(free, free)] = np.linalg.pinv(jac[:, free].T @ jac[:, free]) * s2
     sd_natural = np.sqrt(np.clip(np.diag(cov), 0, None)) * transform.derivative(x)
     z_fit = c.impedance(natural, f)
     sd_log = np.sqrt(np.clip(np.diag(cov), 0, None))
     ends = transform.inverse(x - Z90 * sd_log), transform.inverse(x + Z90 * sd_log)
-    intervals, at_bound = {}, {}
+    intervals, at_bound, profiles = {}, {}, {}
     for i, name in enumerate(c.param_names):
         if free[i]:
             intervals[name] = (float(ends[0][i]), float(ends[1][i]))
             continue
-        side = "lower" if hit_low[i] else "upper"
-        x_limit = np.array(x, dtype=float)
-        x_limit[i] = _profile_limit(residual, x, i, side, lower, upper, 2 * best.cost, s2)
-        limit = float(transform.inverse(x_limit)[i])
+        reached, limits = [], []
+        for direction, on_limit in ((-1.0, hit_low[i]), (1.0, hit_high[i])):
+            if on_limit:
+                limit, end = x[i], True
+            else:
+                limit, end = _profile_limit(residual, x, i, direction, lower, upper, best, s2)
+            x_limit = np.array(x, dtype=float)
+            x_limit[i] = limit
+            limits.append(float(transform.inverse(x_limit)[i]))
+            reached.append(end)
         low, high = transform.support[i]
-        intervals[name] = (low, limit) if side == "lower" else (limit, high)
-        at_bound[name] = side
+        intervals[name] = (low if reached[0] else limits[0], high if reached[1] else limits[1])
+        side = {(True, False): "lower", (False, True): "upper", (True, True): "both"}.get(
+            tuple(reached)
+        )
+        if side:
+            at_bound[name] = side
+        profiles[name] = (limits[0], limits[1])
 
     flags = []
     if not kk.passed:
@@ -345,20 +371,19 @@ def fit_lsq(
         flags=flags,
         at_bound=at_bound,
         intervals=intervals,
+        profiles=profiles,
     )
 
 
-def _profile_limit(residual, x, k, side, lower, upper, chi2_min, s2) -> float:
-    """One-sided 95 % limit (transformed scale) of parameter ``k``, optimal on its ``side`` limit.
-
-    Walks from the limit into the interior with the other parameters re-optimised at each step
-    (profile χ²) until χ² exceeds ``chi2_min + Z_ONE_SIDED²·s2``, then bisects. Returns the other
-    limit when χ² never rises that far (the data do not bound the parameter at all).
+def _profile_limit(residual, x, k, direction, lower, upper, best, s2) -> tuple[float, bool]:
+    """Where, walking from the optimum in ``direction`` (±1), the profile χ² of parameter ``k``
+    (every other parameter re-optimised) has risen by ``Z_ONE_SIDED²·s2``: the one-sided 95 %
+    limit on the transformed scale. Returns (limit, False), or (the fit's limit, True) when χ²
+    never rises that far before it (the data do not bound the parameter on that side).
     """
     free = np.arange(x.size) != k
-    target = chi2_min + Z_ONE_SIDED**2 * s2
-    direction = 1.0 if side == "lower" else -1.0
-    end = upper[k] if side == "lower" else lower[k]
+    target = 2 * best.cost + Z_ONE_SIDED**2 * s2
+    end = lower[k] if direction < 0 else upper[k]
     start = x[free].copy()
 
     def chi2_at(value):
@@ -370,7 +395,10 @@ def _profile_limit(residual, x, k, side, lower, upper, chi2_min, s2) -> float:
             return residual(full)
 
         bounds = (lower[free], upper[free])
-        sol = least_squares(r, start, bounds=bounds, method="trf", x_scale="jac")
+        # χ² is compared with a threshold of ~4 s² on a total of ~n s²: 1e-6 is precise enough.
+        sol = least_squares(
+            r, start, bounds=bounds, method="trf", x_scale="jac", ftol=1e-6, xtol=1e-6
+        )
         start = sol.x
         return 2 * sol.cost
 
@@ -383,7 +411,7 @@ def _profile_limit(residual, x, k, side, lower, upper, chi2_min, s2) -> float:
             outside = trial
             break
         if trial == end:
-            return float(end)
+            return float(end), True
         inside, step = trial, 2 * step
     for _ in range(PROFILE_BISECTIONS):
         mid = 0.5 * (inside + outside)
@@ -391,7 +419,7 @@ def _profile_limit(residual, x, k, side, lower, upper, chi2_min, s2) -> float:
             outside = mid
         else:
             inside = mid
-    return float(outside)
+    return float(outside), False
 
 
 def _arc_order_permutation(c: Circuit, values: np.ndarray, high_to_low: bool) -> np.ndarray:
