@@ -112,6 +112,19 @@ def _bundled_rows(quick: bool) -> list[dict]:
                 f"{d['divergences']}, records left out {len(d['failed'])}",
             }
         )
+        fits = d["fits"]
+        n = fits["n_ok"] + fits["n_warning"] + fits["n_excluded"]
+        rows.append(
+            {
+                "measure": f"stage-1 records ok ({method})",
+                "value": fits["n_ok"] / max(n, 1),
+                "unit": "share",
+                "detail": f"{fits['n_ok']} ok, {fits['n_warning']} warning, "
+                f"{fits['n_excluded']} excluded of {n}; study verdict {d['verdict']}"
+                + (f" ({'; '.join(d['reasons'])})" if d["reasons"] else "")
+                + " (goal ≥ 0.95 with nuts, verdict ok)",
+            }
+        )
     return rows
 
 

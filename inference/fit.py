@@ -5,8 +5,14 @@ from that solution, the same point for every chain and without jitter (DESIGN.md
 The sampler is compiled once per (circuit, number of points, chains, draws, tune, prior
 structure, likelihood) and kept in :mod:`inference.samplers`' cache, so a batch pays the compile
 once. Results are :class:`SpectrumFit` objects; ``method="lsq"`` gives the same object from the
-least-squares fit with Laplace draws (Gaussian on the fit's log/logit scale), labelled
-``method="lsq"`` in its attrs.
+least-squares fit with Laplace draws (Gaussian on the fit's log/logit scale, one-sided for a
+parameter at a bound), labelled ``method="lsq"`` in its attrs.
+
+A NUTS run that breaks a threshold of :mod:`inference.diagnostics` is run again where that can
+help (``retry``, :data:`TARGET_ACCEPT_RETRY`); the result's ``verdict`` and ``reasons`` come
+from :mod:`inference.diagnostics`. Every fit keeps its pointwise log-likelihood, sample
+statistics (energy included, for E-BFMI) and all its draws, in memory and in its NetCDF, so
+ArviZ recomputes what the fit reports and ``az.loo`` / ``az.compare`` work on it.
 """
 
 from __future__ import annotations
@@ -135,9 +141,9 @@ class SpectrumFit:
                 low, high = _support(self, n)
                 if self.method == "lsq" and n in self.lsq.intervals:
                     row[f"q{lo * 100:g}"], row[f"q{hi * 100:g}"] = self.lsq.intervals[n]
-                elif bounds[n] == "lower":
+                if bounds[n] in ("lower", "both"):
                     row[f"q{lo * 100:g}"] = low
-                else:
+                if bounds[n] in ("upper", "both"):
                     row[f"q{hi * 100:g}"] = high
             if stats is not None:
                 row.update({k: float(stats.loc[n, k]) for k in ("r_hat", "ess_bulk", "ess_tail")})
@@ -491,7 +497,12 @@ def _judge(fit: SpectrumFit) -> None:
     lsq = fit.lsq
     at_bound = fit.diagnostics.get("at_bound", [])
     if fit.method == "lsq":
-        at_bound = [f"{n} at {side} bound (one-sided interval)" for n, side in lsq.at_bound.items()]
+        at_bound = [
+            f"{n} not bounded by the data on either side"
+            if side == "both"
+            else f"{n} at {side} bound (one-sided interval)"
+            for n, side in lsq.at_bound.items()
+        ]
         fit.diagnostics["at_bound"] = at_bound
     fit.verdict, fit.reasons = dg.record_verdict(
         fit.diagnostics,

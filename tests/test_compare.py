@@ -23,13 +23,31 @@ def _two_arcs(f_apex_2: float, seed: int):
     return simulate_spectrum(TWO, truth, FREQ_HZ, noise_rel=0.01, seed=seed)
 
 
-def test_two_separated_arcs_are_preferred_over_one():
-    cmp = compare_circuits(_two_arcs(30.0, seed=1), [ONE, TWO], seed=0, **SETTINGS)
-    assert cmp.preferred == TWO and cmp.indistinguishable == [TWO]
-    row = cmp.table.loc[ONE]
-    assert row["elpd_diff"] > 4 * row["dse"]  # far outside the standard error
-    assert "preferred" in cmp.message and TWO in cmp.message
-    assert set(cmp.fits) == {ONE, TWO} and cmp.table.loc[TWO, "rank"] == 0
+def test_two_separated_arcs_are_preferred_over_one(tmp_path):
+    """Through the CLI: ``sigmalab fit FILE --circuit A --circuit B`` ranks them by PSIS-LOO."""
+    import pandas as pd
+    import typer
+    from typer.testing import CliRunner
+
+    from service.commands.fit import fit
+
+    ds = _two_arcs(30.0, seed=1)
+    path = tmp_path / "cell.csv"
+    rows = zip(ds["frequency"].values, ds["z_real"].values, -ds["z_imag"].values, strict=True)
+    path.write_text(
+        "freq/Hz,Re(Z)/Ohm,-Im(Z)/Ohm\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows)
+    )
+    app = typer.Typer()
+    app.command()(fit)
+    args = [str(path), "--circuit", ONE, "--circuit", TWO, "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "--draws", "500", "--tune", "500"])
+    assert result.exit_code == 0, result.output
+    assert f"{TWO} is preferred" in " ".join(result.output.split())
+    table = pd.read_csv(tmp_path / "cell_compare.csv", index_col="circuit")
+    assert table.loc[TWO, "rank"] == 0 and bool(table.loc[TWO, "indistinguishable"])
+    assert table.loc[ONE, "elpd_diff"] > 4 * table.loc[ONE, "dse"]  # far outside its SE
+    assert not bool(table.loc[ONE, "indistinguishable"])
+    assert (tmp_path / "cell.nc").is_file()  # the preferred circuit's fit
 
 
 def test_arcs_whose_time_constants_differ_by_less_than_1_5_are_indistinguishable():

@@ -30,6 +30,8 @@ def _interval(row) -> str:
         return f"≤ {row['q95']:.4g} (at lower bound {row['q5']:.4g})"
     if row.get("bound") == "upper":
         return f"≥ {row['q5']:.4g} (at upper bound {row['q95']:.4g})"
+    if row.get("bound") == "both":
+        return f"[{row['q5']:.4g}, {row['q95']:.4g}] (not bounded by the data)"
     return f"[{row['q5']:.4g}, {row['q95']:.4g}]"
 
 
