@@ -80,7 +80,8 @@ class StudyResult:
         ``divergences``, ``bfmi``, ``at_bound`` (list), ``kk_passed``, ``flags``, ``status``
         (``ok``: used; ``failed``: the file or fit raised; ``excluded``: fitted but its chains
         disagree, r̂ > :data:`inference.diagnostics.RHAT_EXCLUDE`), ``reason``, ``verdict``
-        (``ok``/``warning``/``excluded``, :mod:`inference.diagnostics`) and ``reasons`` (list).
+        (``ok``/``warning``/``excluded``, :mod:`inference.diagnostics`), ``reasons`` (list) and
+        ``n_runs`` (NUTS runs, > 1 where a threshold asked for a rerun).
     arrhenius : kind → ArviZ DataTree of the Arrhenius layer (see :func:`arr.fit_arrhenius`).
     fits : record id → stage-1 fit as an ArviZ DataTree: ``posterior`` (natural-unit
         parameters, every draw), ``sample_stats`` and ``log_likelihood``.
@@ -439,6 +440,7 @@ class StudyResult:
             for group in tree.children:
                 nodes[f"/arrhenius/{kind}/{group}"] = tree[group].to_dataset()
         for rid, fit in self.fits.items():
+            nodes[f"/fits/{rid}"] = xr.Dataset(attrs=_netcdf_attrs(fit.attrs))
             for group in fit.children:
                 nodes[f"/fits/{rid}/{group}"] = thin_draws(fit[group].to_dataset(), keep_draws)
         for rid, curve in self.curves.items():
@@ -637,6 +639,7 @@ def _base_row(ds: xr.Dataset, rid: str) -> dict:
         "reason": "",
         "verdict": "ok",
         "reasons": [],
+        "n_runs": 0,
     }
 
 
@@ -671,6 +674,7 @@ def _summarise_sigma(row: dict, ds: xr.Dataset, fit, **conductivity_options) -> 
         row["kk_passed"] = bool(kk.passed)
     row["flags"] = " | ".join(fit.warnings)
     row["verdict"], row["reasons"] = fit.verdict, list(fit.reasons)
+    row["n_runs"] = max(1, len(json.loads(fit.attrs.get("runs", "[]"))))
     if fit.verdict == "excluded":
         row["status"] = "excluded"
         row["reason"] = "fit did not converge: " + "; ".join(fit.reasons)
@@ -681,7 +685,9 @@ def _fit_tree(fit, names: list[str]) -> xr.DataTree:
     groups = {"posterior": fit.posterior[names], "sample_stats": fit.sample_stats}
     if fit.log_likelihood is not None:
         groups["log_likelihood"] = fit.log_likelihood
-    return xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
+    tree = xr.DataTree.from_dict({f"/{k}": v for k, v in groups.items()})
+    tree.attrs = {k: fit.attrs[k] for k in ("sampler", "seed", "runs", "verdict") if k in fit.attrs}
+    return tree
 
 
 def _nyquist_curves(ds: xr.Dataset, circuit, posterior: xr.Dataset) -> xr.Dataset:

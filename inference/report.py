@@ -597,7 +597,8 @@ def render_report(result) -> str:
     d = result.diagnostics()
     n_ok = d["fits"]["n"]
     cards = [
-        ("records fitted", f"{n_ok} / {len(result.records)}"),
+        ("records used", f"{n_ok} / {len(result.records)}"),
+        ("records ok", f"{d['fits']['n_ok']} / {len(result.records)}"),
         ("Arrhenius max r̂", _num(d["max_rhat"])),
         ("Arrhenius min ESS", _num(d["min_ess_bulk"], ".0f")),
         ("KK-flagged spectra", str(len(d["kk_failed"]))),
