@@ -15,7 +15,8 @@ The choice (the *one-standard-error rule* of cross-validation): circuits whose `
 the best is within :data:`SE_FACTOR` × its ``dse`` are **indistinguishable** from it by these
 data, and among those the one with the fewest parameters is **preferred**. Otherwise the best
 is preferred. A fit that is not ``ok`` (:mod:`inference.diagnostics`) or whose LOO is unreliable
-(Pareto k > 0.7 on some point) is named in the message; its elpd is shown but not trusted.
+(Pareto k̂ above ArviZ's threshold on some point) is named in the message; its elpd is shown
+but not trusted.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class CircuitComparison:
     Attributes
     ----------
     table : ``az.compare``'s DataFrame indexed by circuit (``rank``, ``elpd``, ``p``,
-        ``elpd_diff``, ``weight``, ``se``, ``dse``, ``warning``) plus ``n_params``,
-        ``verdict`` (the fit's, :mod:`inference.diagnostics`) and ``indistinguishable``.
+        ``elpd_diff``, ``dse``, ``p_worse``, ``weight``, ``se``, ``diag_elpd`` — Pareto k̂
+        above the threshold, when any) plus ``n_params``, ``verdict`` (the fit's,
+        :mod:`inference.diagnostics`) and ``indistinguishable``.
     fits : circuit → :class:`~inference.fit.SpectrumFit`.
     preferred : the circuit chosen (module docstring).
     best : the circuit with the highest elpd.
@@ -137,9 +139,14 @@ def _message(table, fits, preferred, best, tied) -> str:
         if preferred != best:
             text += f" (the highest elpd, {best}, has more parameters)"
     doubts = [n for n, f in fits.items() if f.verdict != "ok"]
-    unreliable = [str(n) for n in table.index if bool(table.loc[n, "warning"])]
+    unreliable = [str(n) for n in table.index if _flagged(table.loc[n, "diag_elpd"])]
     if doubts:
         text += "; fits with warnings: " + ", ".join(doubts)
     if unreliable:
-        text += "; LOO unreliable (Pareto k > 0.7) for: " + ", ".join(unreliable)
+        text += "; PSIS-LOO unreliable (Pareto k̂ too high) for: " + ", ".join(unreliable)
     return text + "."
+
+
+def _flagged(diag) -> bool:
+    """True when ``az.compare``'s ``diag_elpd`` cell names a problem (it is "" or missing when not)."""
+    return isinstance(diag, str) and bool(diag.strip())
