@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 		"$$interp" -m venv $(VENV); \
 	fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e . --group dev
+	$(PY) -m pip install --quiet -e ".[service]" --group dev
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -32,7 +32,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e . --group bench
+	$(PY) -m pip install --quiet -e ".[service]" --group bench
 	$(PY) -m benchmarks
 
 lint: $(STAMP)

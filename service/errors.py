@@ -14,6 +14,7 @@ The hierarchy, so a user knows what to catch::
         ├── JobError              a job ended without success (.job: its last JobInfo)
         │   ├── JobFailed         FAILED; .error_type and .message say why
         │   └── JobCancelled      CANCELLED
+        ├── AmbiguousId           an id prefix that several jobs (or campaigns) share
         ├── WaitTimeout           job.wait(timeout=…) ran out (also a TimeoutError)
         └── IntegrityError        a download's SHA-256 differs from the server's ETag
 """
@@ -87,6 +88,18 @@ class JobCancelled(JobError):
 
     def __init__(self, job: JobInfo):
         super().__init__(job, f"job {job.id} was cancelled")
+
+
+class AmbiguousId(ServiceError):
+    """An id prefix that matches several jobs or campaigns; ``.matches`` lists their ids."""
+
+    def __init__(self, prefix: str, what: str, matches: list[str]):
+        self.prefix, self.matches = prefix, matches
+        shown = ", ".join(m[: len(prefix) + 4] + "…" for m in matches[:3])
+        more = f" and {len(matches) - 3} more" if len(matches) > 3 else ""
+        super().__init__(
+            f"{what} id {prefix!r} matches {len(matches)}: {shown}{more}; give more characters"
+        )
 
 
 class WaitTimeout(ServiceError, TimeoutError):

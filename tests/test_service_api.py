@@ -170,7 +170,7 @@ def test_twenty_concurrent_jobs_all_succeed_once(live_server, spectrum_file):
     with Client(live_server.url, token) as client:
         for job_id in ids:
             job = client.job(job_id)
-            info = job.wait(timeout=240, progress=False)
+            info = job.wait(timeout=240, progress=False).info
             assert info.status == "SUCCEEDED"
             tree = job.result()
             assert isinstance(tree, xr.DataTree)
@@ -252,7 +252,7 @@ def test_per_token_limit_answers_429_with_retry_after(live_server, spectrum_file
     with Client(live_server.url, token, retries=8) as patient:
         # Retrying after Retry-After gets in once the first job is done.
         job = patient.submit_fit(spectrum_file, CIRCUIT, method="lsq", draws=20)
-        assert job.wait(timeout=120, progress=False).status == "SUCCEEDED"
+        assert job.wait(timeout=120, progress=False).info.status == "SUCCEEDED"
 
 
 def test_propose_job_returns_proposals_inside_the_space(live_server):
@@ -293,7 +293,7 @@ def test_analyze_study_job_by_dataset_name(live_server):
     )
     with live_server.client("alice") as client:
         job = client.submit_study(dataset="small", method="lsq", seed=0)
-        assert job.wait(timeout=600, progress=False).status == "SUCCEEDED"
+        assert job.wait(timeout=600, progress=False).info.status == "SUCCEEDED"
         tree = job.result()
         assert set(tree["arrhenius"].children) == {"ionic", "electronic"}
         summary = job.summary()

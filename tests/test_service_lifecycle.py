@@ -84,7 +84,7 @@ def test_killed_worker_is_retried_and_succeeds(live_server, spectrum_file):
         info = wait_for(_running(job), 120, "the first attempt to start")
         assert info.attempt == 1
         os.kill(info.worker.pid, signal.SIGKILL)
-        info = job.wait(timeout=240, progress=False)
+        info = job.wait(timeout=240, progress=False).info
         assert info.status == "SUCCEEDED"
         assert info.attempt == 2
         assert info.worker.pid != os.getpid()

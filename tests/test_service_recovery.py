@@ -87,7 +87,7 @@ def test_server_killed_during_three_running_jobs_loses_none(ray_address, spectru
         with Client(restarted.url, token) as client:
             for job in jobs:
                 job.client = client
-                info = job.wait(timeout=240, progress=False)
+                info = job.wait(timeout=240, progress=False).info
                 assert info.status == "SUCCEEDED"
                 assert info.attempt == 2  # the first attempt died with the server
                 assert "expired; recovering" in job.logs()
@@ -120,7 +120,7 @@ def test_jobs_run_on_a_second_ray_node(ray_address, live_server, spectrum_file):
             ]
             used = set()
             for job in jobs:
-                info = job.wait(timeout=180, progress=False)
+                info = job.wait(timeout=180, progress=False).info
                 assert info.status == "SUCCEEDED"
                 used.add(info.worker.node_id)
         assert used == node_ids

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inference.errors import SigmalabError
+from service.commands.output import fail, output_dir, print_json
 
 
 def _sci(x: float) -> str:
@@ -132,6 +133,9 @@ def analyze(
         typer.Option(help="Composite resistance parameter of the circuit (default: last arc's R)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print summary.json and the paths, no tables.")
+    ] = False,
 ) -> None:
     """Fit every spectrum and DC record of a study, the hierarchical Arrhenius layer per kind;
     print σ, Ea and recipe comparisons; write result.nc, summary.json and report.html.
@@ -140,7 +144,7 @@ def analyze(
     """
     from inference.analysis import analyze_study
 
-    console, errors = Console(), Console(stderr=True, soft_wrap=True)
+    console = Console()
     args = [
         "sigmalab",
         "analyze",
@@ -166,14 +170,15 @@ def analyze(
     try:
         if not study_dir.exists():
             raise SigmalabError(f"{study_dir}: no such study folder")
+        output_dir(out)
         with Progress(
             TextColumn("{task.description:<22}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[item]}"),
             TimeElapsedColumn(),
-            console=console,
-            disable=quiet,
+            console=Console(stderr=True) if as_json else console,
+            disable=quiet or as_json,
             transient=False,
         ) as bars:
             tasks: dict[str, int] = {}
@@ -205,8 +210,10 @@ def analyze(
             )
         paths = result.write(out)
     except SigmalabError as err:
-        errors.print(Text(f"error: {err}", style="red"))
-        raise typer.Exit(2) from None
+        fail(str(err))
+    if as_json:
+        print_json({"outputs": {k: str(v) for k, v in paths.items()}, **result.summary_dict()})
+        return
     _print_tables(console, result)
     _print_diagnostics(console, result)
     console.print(

@@ -1,7 +1,8 @@
 """``sigmalab fit FILE --circuit "…"``: Bayesian fit of the spectra (or DC record) in a file.
 
 Prints the parameter table (median and 90 % interval, r̂, ESS), the diagnostics and the
-Kramers–Kronig verdict, and writes ``NAME.nc`` and ``NAME.png`` into ``--out``.
+Kramers–Kronig verdict, and writes ``NAME.nc`` and ``NAME.png`` into ``--out`` (checked
+before the fit starts). ``--json`` prints the same as one JSON document instead.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inference.errors import InputError, SigmalabError
+from service.commands.output import fail, output_dir, print_json
 
 console = Console()
 
@@ -43,15 +45,16 @@ def _table(summary, title: str) -> Table:
     return table
 
 
-def _progress_bar():
+def _progress_bar(disable: bool):
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} draws"),
         TextColumn("{task.fields[div]} divergences"),
         TimeElapsedColumn(),
-        console=console,
+        console=Console(stderr=True),
         transient=True,
+        disable=disable,
     )
     task = progress.add_task("starting", total=1, div=0)
 
@@ -70,12 +73,27 @@ def _progress_bar():
     return progress, update
 
 
+def _constants(specs: list[str] | None) -> dict[str, float]:
+    out = {}
+    for text in specs or []:
+        name, _, value = text.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise InputError(f"--constant {text!r}: expected NAME=VALUE, e.g. R0=10") from None
+    return out
+
+
 def fit(
     file: Annotated[Path, typer.Argument(help="Instrument file (EIS spectra or a DC record).")],
     circuit: Annotated[str, typer.Option(help="Circuit, impedance.py syntax.")] = (
         "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
     ),
     method: Annotated[str, typer.Option(help="nuts or lsq.")] = "nuts",
+    constant: Annotated[
+        list[str] | None,
+        typer.Option(help="Fix a parameter, NAME=VALUE in natural units (repeatable)."),
+    ] = None,
     draws: Annotated[int, typer.Option(help="Draws per chain.")] = 1000,
     tune: Annotated[int, typer.Option(help="Tuning steps per chain.")] = 1000,
     chains: Annotated[int, typer.Option(help="Chains.")] = 2,
@@ -83,6 +101,7 @@ def fit(
     sampler: Annotated[str, typer.Option(help="blackjax, pymc or nutpie.")] = "blackjax",
     likelihood: Annotated[str, typer.Option(help="normal or studentt.")] = "normal",
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Fit every spectrum in FILE (or its DC record) and write NAME.nc and NAME.png."""
     from inference.dc import fit_dc
@@ -90,8 +109,10 @@ def fit(
     from inference.readers import read_records
 
     try:
+        constants = _constants(constant)
+        output_dir(out)
         records = read_records(file)
-        progress, update = _progress_bar()
+        progress, update = _progress_bar(disable=as_json)
         with progress:
             if "time" in records[0].dims:
                 results = [
@@ -116,21 +137,46 @@ def fit(
                     seed=seed,
                     sampler=sampler,
                     likelihood=likelihood,
+                    constants=constants,
                     progress=update,
                 )
+        documents = []
         for i, result in enumerate(results):
             name = file.stem if len(results) == 1 else f"{file.stem}_{i}"
-            _report(result, name)
             nc = result.to_netcdf(out / f"{name}.nc")
             png = out / f"{name}.png"
             result.plot(png)
-            console.print(f"wrote {nc} and {png}")
+            if as_json:
+                documents.append(_document(result, name, file, nc, png))
+            else:
+                _report(result, name)
+                console.print(f"wrote {nc} and {png}", highlight=False)
+        if as_json:
+            print_json(documents)
     except InputError as exc:
-        console.print(Text(f"error: {exc}", style="red"))
-        raise typer.Exit(code=2) from None
+        fail(str(exc))
     except SigmalabError as exc:
-        console.print(Text(f"error: {exc}", style="red"))
-        raise typer.Exit(code=1) from None
+        fail(str(exc), code=1)
+
+
+def _document(result, name: str, file: Path, nc: Path, png: Path) -> dict:
+    """One fit as a JSON-ready dict: parameters, diagnostics, KK verdict, warnings, outputs."""
+    summary = result.summary()
+    kk = getattr(result, "kk", None)
+    return {
+        "name": name,
+        "file": str(file),
+        "circuit": getattr(result, "circuit", "I = (V - V0)/R"),
+        "method": getattr(result, "method", "nuts"),
+        "parameters": {
+            str(p): {k: (v if isinstance(v, str) else float(v)) for k, v in row.items()}
+            for p, row in summary.iterrows()
+        },
+        "diagnostics": dict(result.diagnostics),
+        "kramers_kronig": kk.summary() if kk is not None else None,
+        "warnings": list(result.warnings),
+        "outputs": {"netcdf": str(nc), "plot": str(png)},
+    }
 
 
 def _report(result, name: str) -> None:

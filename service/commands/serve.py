@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from service.commands.output import require_service
 from service.config import Settings
 
 
@@ -24,6 +25,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn/server log level")] = "info",
 ) -> None:
     """Run the job service until interrupted (Ctrl-C)."""
+    require_service("sigmalab serve")
     from service.server import serve as run_server
 
     settings = Settings(

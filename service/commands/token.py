@@ -9,12 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.commands.output import require_service
+
 app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the server's data directory")]
 Db = Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in data dir)")]
 
 
 def _store(data_dir: Path, db: str | None):
+    require_service("sigmalab token")
     from service.api import open_manager
     from service.config import Settings
 
