@@ -82,7 +82,8 @@ class StudyResult:
         ``excluded``: fitted but not converged, r̂ > :data:`RHAT_EXCLUDE`), ``reason``.
     arrhenius : kind → ArviZ DataTree of the Arrhenius layer (see :func:`arr.fit_arrhenius`).
     fits : record id → thinned stage-1 posterior (natural-unit parameters).
-    curves : spectrum id → data and fitted Nyquist median / 90 % band.
+    curves : record id → for a spectrum, data and fitted Nyquist median / 90 % band (dim
+        ``frequency``); for a DC record, the steady-state current per bias step (dim ``step``).
     settings : kind (the study's, see :class:`inference.study.Study`), method, joint, seed,
         draws, chains, tune, circuit, resistance, temperatures_C, command, versions, date.
     timing_s : wall time per phase, s (``total`` included).
@@ -583,12 +584,14 @@ def _nyquist_curves(ds: xr.Dataset, circuit, posterior: xr.Dataset) -> xr.Datase
 
     The band is that of the model curve (no measurement noise), from the thinned draws.
     """
+    from inference.fit import model_curves
+
     f = np.asarray(ds["frequency"].values, dtype=float)
     grid = np.geomspace(f.max(), f.min(), CURVE_POINTS)
-    flat = posterior.stack(sample=("chain", "draw"))
-    params = {n: np.asarray(flat[n].values, float)[:, None] for n in circuit.param_names}
-    with np.errstate(all="ignore"):
-        re, im = circuit.evaluate(params, grid)
+    z = model_curves(
+        circuit, posterior, grid, max_draws=posterior.sizes["chain"] * posterior.sizes["draw"]
+    )
+    re, im = z.real, z.imag
     q = [0.05, 0.5, 0.95]
     return xr.Dataset(
         {
@@ -606,6 +609,25 @@ def _nyquist_curves(ds: xr.Dataset, circuit, posterior: xr.Dataset) -> xr.Datase
             ),
         },
         coords={"frequency": f, "frequency_fit": grid, "quantile": q},
+        attrs={
+            "temperature_K": float(ds.attrs.get("temperature_K", math.nan)),
+            "cell": str(ds.attrs.get("cell_id", "")),
+            "recipe": str(ds.attrs.get("recipe", "")),
+        },
+    )
+
+
+def _dc_curves(ds: xr.Dataset, fit) -> xr.Dataset:
+    """The steady-state current per bias step of a DC fit: the points of the report's I–V plot."""
+    steps = fit.steps
+    return xr.Dataset(
+        {
+            "voltage_V": ("step", steps["voltage_V"].to_numpy(float), {"units": "V"}),
+            "current_A": ("step", steps["current_A"].to_numpy(float), {"units": "A"}),
+            "current_sd_A": ("step", steps["current_sd_A"].to_numpy(float), {"units": "A"}),
+            "settled": ("step", steps["settled"].to_numpy().astype("int8")),
+        },
+        coords={"step": steps["step"].to_numpy()},
         attrs={
             "temperature_K": float(ds.attrs.get("temperature_K", math.nan)),
             "cell": str(ds.attrs.get("cell_id", "")),
@@ -652,7 +674,7 @@ def _fit_ion_spectra(spectra, circuit, resistance, options, progress, rows, fits
     _report_progress(progress, stage, len(spectra), len(spectra), "")
 
 
-def _fit_dc_records(records, options, progress, rows, fits):
+def _fit_dc_records(records, options, progress, rows, fits, curves):
     """Stage 1 for electron cells: one DC fit per record."""
     from inference.dc import fit_dc
 
@@ -665,6 +687,7 @@ def _fit_dc_records(records, options, progress, rows, fits):
             fit = fit_dc(ds, **{**options, "seed": options["seed"] + i})
             _summarise_sigma(row, ds, fit)
             fits[rid] = _thin(fit.posterior)
+            curves[rid] = _dc_curves(ds, fit)
         except FitCancelled:
             raise
         except Exception as err:  # noqa: BLE001 — one bad record must not sink the study
@@ -805,7 +828,7 @@ def analyze_study(
     t0 = time.perf_counter()
     dc = [ds for ds in study.dc_records() if ds.attrs.get("cell_type") == "electron"]
     if dc:
-        _fit_dc_records(dc, fit_options, progress, rows, fits)
+        _fit_dc_records(dc, fit_options, progress, rows, fits, curves)
     timing["fits_electronic"] = time.perf_counter() - t0
     for skipped in study.unreadable:
         ds = xr.Dataset(attrs={**skipped, "manifest_path": skipped["file"]})

@@ -29,8 +29,9 @@ from inference.errors import InputError, ModelError
 from inference.priors import apply_overrides, default_priors, priors_to_json
 from inference.samplers import FitCancelled, ProgressFn, StopFn, get_sampler
 from inference.spectrum import as_spectrum
+from inference.summary import with_user_umask
 
-__all__ = ["FitCancelled", "SpectrumFit", "fit_spectra", "fit_spectrum"]
+__all__ = ["FitCancelled", "SpectrumFit", "fit_spectra", "fit_spectrum", "model_curves"]
 
 METHODS = ("nuts", "lsq")
 #: Convergence thresholds that raise a warning on the result (issue 4: r̂ ≤ 1.01, ESS ≥ 400).
@@ -137,15 +138,7 @@ class SpectrumFit:
         plots), like impedance.py's ``circuit.predict(f)``; ``draws=True`` returns the curves of
         up to 200 evenly thinned posterior draws instead, shape (draws, len(frequency_Hz)).
         """
-        c = parse_circuit(self.circuit)
-        f = np.atleast_1d(np.asarray(frequency_Hz, dtype=float))
-        flat = self.posterior.stack(sample=("chain", "draw"))
-        n = flat.sizes["sample"]
-        idx = np.unique(np.linspace(0, n - 1, min(n, N_PREDICTIVE)).astype(int))
-        params = {name: flat[name].values[idx][:, None] for name in c.param_names}
-        with np.errstate(all="ignore"):
-            re, im = c.evaluate(params, f)
-        curves = np.asarray(re) + 1j * np.asarray(im)
+        curves = model_curves(self.circuit, self.posterior, frequency_Hz)
         if draws:
             return curves
         return np.median(curves.real, axis=0) + 1j * np.median(curves.imag, axis=0)
@@ -186,6 +179,23 @@ class SpectrumFit:
             area_sd_cm2=area_sd_cm2,
             seed=seed,
         )
+
+
+def model_curves(circuit, posterior: xr.Dataset, frequency_Hz, max_draws: int = N_PREDICTIVE):
+    """Complex model impedance (Ω) of up to ``max_draws`` evenly thinned posterior draws.
+
+    ``posterior``: natural-unit circuit parameters over (chain, draw); returns an array of
+    shape (draws, len(frequency_Hz)).
+    """
+    c = parse_circuit(circuit)
+    f = np.atleast_1d(np.asarray(frequency_Hz, dtype=float))
+    flat = posterior.stack(sample=("chain", "draw"))
+    n = flat.sizes["sample"]
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_draws)).astype(int))
+    params = {name: flat[name].values[idx][:, None] for name in c.param_names}
+    with np.errstate(all="ignore"):
+        re, im = c.evaluate(params, f)
+    return np.asarray(re) + 1j * np.asarray(im)
 
 
 def fit_spectrum(
@@ -660,6 +670,7 @@ def _write_atomic(tree: xr.DataTree, path) -> Path:
     os.close(fd)
     try:
         tree.to_netcdf(tmp, engine="h5netcdf")
+        with_user_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

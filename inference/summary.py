@@ -143,13 +143,22 @@ def write_atomic(path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a result should read like any file
+        with_user_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def with_user_umask(path) -> None:
+    """Give ``path`` the mode a new file gets under the user's umask (``0o666 & ~umask``).
+
+    ``tempfile.mkstemp`` creates 0600 files; results written through one and renamed into
+    place should read like any file the user creates.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def write_summary(summary: dict, path) -> None:

@@ -56,6 +56,7 @@ import numpy as np
 from scipy.stats import qmc
 from threadpoolctl import threadpool_limits
 
+from inference.summary import with_user_umask
 from optimizer.acquisition import (
     log_expected_improvement,
     log_probability_at_least,
@@ -766,6 +767,7 @@ class Campaign:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
+            with_user_umask(tmp)  # mkstemp makes 0600
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
