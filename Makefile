@@ -12,7 +12,7 @@ export MPLBACKEND := Agg
 export RAY_USAGE_STATS_ENABLED := 0
 DEMO_OUT := out/emley2023
 
-.PHONY: demo test bench lint format serve dataset clean
+.PHONY: demo test bench lint format serve dataset screenshots clean
 
 $(STAMP): pyproject.toml
 	@mkdir -p $(TMPDIR)
@@ -45,6 +45,13 @@ format: $(STAMP)
 
 serve: $(STAMP)
 	$(VENV)/bin/sigmalab serve --host 127.0.0.1 --port 8000 --data-dir var/service
+
+# Report screenshots in docs/ (headless Chromium at desktop and phone widths); a one-off for the
+# docs, not part of `make test`. Installs Debian's chromium when it is missing (needs root).
+screenshots: demo
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q chromium; } \
+		|| { echo "screenshots need chromium: apt-get install chromium"; exit 1; }
+	$(PY) scripts/screenshot_report.py $(DEMO_OUT)/report.html docs
 
 dataset: $(STAMP)
 	$(VENV)/bin/sigmalab lab simulate --preset emley2023 --out datasets/emley2023

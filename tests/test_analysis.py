@@ -235,3 +235,83 @@ def test_bundled_study_reproduces_the_paper():
     d = result.diagnostics()
     assert d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 400
     assert np.isfinite(result.rate_capability_table()["median"]).all()
+
+
+def _ohm(text: str) -> float:
+    """``863 mΩ`` → 0.863 (the report's SI-prefixed cells)."""
+    number, unit = text.split()
+    scale = {"p": 1e-12, "n": 1e-9, "µ": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
+    return float(number) * (scale[unit[0]] if len(unit) > 1 else 1.0)
+
+
+@pytest.mark.slow
+def test_report_shows_every_spectrum_fit(small_result, written):
+    text = (written / "report.html").read_text()
+    for anchor in ('id="impedance-fits"', 'id="per-spectrum"', 'id="dc-fits"', "<h3>Per cell</h3>"):
+        assert anchor in text
+    for recipe in SMALL_RECIPES:  # Nyquist, Bode/residuals and I–V figures per recipe
+        for caption in ("Nyquist plots of one cell", "Bode plots and residuals",
+                        "steady-state current per bias"):  # fmt: skip
+            assert f"{recipe}: {caption}" in text, (recipe, caption)
+    table = text[text.index('id="per-spectrum"') :]
+    table = table[: table.index("</table>")]
+    assert "composite (R3) → σ" in table and "SE bulk (R1)" in table
+    rows = re.findall(r'<tr[^>]*><td class="l">([^<]+)</td>(.*?)</tr>', table)
+    ionic = small_result.records[small_result.records["kind"] == "ionic"]
+    assert [rid for rid, _ in rows] == list(ionic["id"])
+    for rid, cells in rows:
+        medians = [_ohm(m) for m in re.findall(r"<td>([^<]+Ω)<br>", cells)]
+        post = small_result.fits[rid]
+        expected = [float(np.median(post[n].values)) for n in ("R0", "R1", "R2", "R3")]
+        np.testing.assert_allclose(medians, expected, rtol=0.006)  # 3 significant digits
+        assert 'class="pill ok">ok<' in cells or "pill warn" in cells
+
+
+def test_nyquist_axes_have_equal_scales_and_ticks_that_do_not_overprint():
+    import matplotlib.pyplot as plt
+
+    from inference.circuits import simulate_spectrum
+    from inference.plots import nyquist
+
+    truth = {"R0": 2e4, "R1": 3e5, "CPE1_0": 1e-10, "CPE1_1": 0.9,
+             "R2": 9e5, "CPE2_0": 1e-7, "CPE2_1": 0.8}  # fmt: skip
+    spec = simulate_spectrum("R0-p(R1,CPE1)-p(R2,CPE2)", truth, np.geomspace(1e6, 0.1, 50))
+    z = spec["z_real"].values + 1j * spec["z_imag"].values
+    fig, ax = plt.subplots(figsize=(4.2, 3))
+    nyquist(ax, z)
+    fig.canvas.draw()
+    assert ax.get_aspect() == 1.0  # semicircles stay round
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    assert x0 <= 0 <= z.real.max() <= x1 and y0 <= 0 <= (-z.imag).max() <= y1
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = [t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+        assert 2 <= len(labels) <= 7 and all(t.get_text().endswith("Ω") for t in labels)
+        boxes = sorted((t.get_window_extent() for t in labels), key=lambda b: b.x0 + b.y0)
+        for a, b in zip(boxes, boxes[1:], strict=False):
+            assert not a.overlaps(b), (a, b)
+    texts = {t.get_text() for t in ax.xaxis.get_ticklabels()}
+    assert any("kΩ" in t for t in texts) and any("MΩ" in t for t in texts)  # no "1e6"
+    plt.close(fig)
+
+
+@pytest.mark.slow
+def test_cli_analyze_prints_the_summary_as_json(small_study, small_result, tmp_path, monkeypatch,
+                                                capsys):  # fmt: skip
+    from service.cli import main
+
+    # the analysis and its report are tested above; here the command's JSON is
+    monkeypatch.setattr("inference.analysis.analyze_study", lambda *a, **k: small_result)
+    monkeypatch.setattr("inference.report.render_report", lambda result: "<html></html>")
+    with pytest.raises(SystemExit) as stop:
+        main(["analyze", str(small_study), "--out", str(tmp_path), "--json"])
+    assert stop.value.code == 0
+    doc = json.loads(capsys.readouterr().out)
+    validate_summary(doc)
+    assert doc["study"] == "small"
+    assert {Path(p).name for p in doc["outputs"].values()} == {
+        "result.nc", "summary.json", "report.html"
+    }  # fmt: skip
+    assert (
+        json.loads((tmp_path / "summary.json").read_text())["conductivity"] == doc["conductivity"]
+    )

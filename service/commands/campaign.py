@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from inference.errors import InputError, SigmalabError
-from service.commands.output import connect, fail, output_dir, output_file
+from service.commands.output import connect, fail, output_dir, output_file, table
 from service.errors import ServiceError
 
 app = typer.Typer(no_args_is_help=True, help="Optimisation campaigns on a sigmalab server.")
@@ -301,26 +300,22 @@ def _values(values: dict, sd: dict | None = None) -> str:
 def _print_loop(result, rounds_seen: list[dict]) -> None:
     """The closed loop's outcome as tables: rounds run, then the best recipe(s)."""
     campaign = result.campaign
-    table = Table(
-        "round", "told", "failed", "best so far (log10 S/cm)", "true", box=box.SIMPLE_HEAD
-    )
+    rounds = table("round", "told", "failed", "best so far (log10 S/cm)", "true", left=0)
     for event in rounds_seen:
         best = event["best"]
-        table.add_row(
+        rounds.add_row(
             str(event["round"]), str(event["n_told"]), str(event["n_failed"]),
             _values(best["values"], best.get("sd")) if best else "–",
             _values(best["true"]) if best else "–",
         )  # fmt: skip
     if rounds_seen:
-        console.print(table)
+        console.print(rounds)
     if len(campaign.objectives) == 1:
         best = result.best()
         if best is None:
             console.print("no successful experiment", highlight=False)
         else:
-            recipe = Table(
-                "parameter", "value", title=f"best recipe {best['id']}", box=box.SIMPLE_HEAD
-            )
+            recipe = table("parameter", "value", title=f"best recipe {best['id']}")
             for name, value in best["params"].items():
                 recipe.add_row(name, _number(value))
             console.print(recipe)
@@ -330,11 +325,10 @@ def _print_loop(result, rounds_seen: list[dict]) -> None:
                 highlight=False,
             )
     else:
-        front = Table(
-            "id", *campaign.objectives, "parameters", title="Pareto front", box=box.SIMPLE_HEAD
-        )
+        front = table("id", *campaign.objectives, "parameters", title="Pareto front")
         for h in campaign.pareto():
             params = ", ".join(f"{k} {_number(v)}" for k, v in h["params"].items())
             front.add_row(h["id"], *(f"{h['values'][m]:.3g}" for m in campaign.objectives), params)
+        front.columns[-1].justify = "left"
         console.print(front)
     console.print(f"wrote {result.campaign_path} and {result.report_path}", highlight=False)

@@ -13,19 +13,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from inference.errors import InputError, SigmalabError
-from service.commands.output import fail, output_dir, print_json
+from service.commands.output import fail, output_dir, print_json, table
 
 console = Console()
 
 
-def _table(summary, title: str) -> Table:
-    table = Table(title=title)
-    for column in ("parameter", "median", "90 % interval", "unit", "r̂", "ESS bulk", "ESS tail"):
-        table.add_column(column, justify="left" if column in ("parameter", "unit") else "right")
+def _table(summary, title: str):
+    out = table("parameter", "median", "90 % interval", "unit", "r̂", "ESS bulk", "ESS tail",
+                title=title)  # fmt: skip
     for name, row in summary.iterrows():
         diag = (
             [
@@ -35,14 +33,14 @@ def _table(summary, title: str) -> Table:
             if "r_hat" in row
             else ["–"] * 3
         )
-        table.add_row(
+        out.add_row(
             str(name),
             f"{row['median']:.4g}",
-            f"[{row['q5']:.4g}, {row['q95']:.4g}]",
+            f"{row['q5']:.4g}–{row['q95']:.4g}",
             str(row["unit"]),
             *diag,
         )
-    return table
+    return out
 
 
 def _progress_bar(disable: bool):

@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
-from service.commands.output import connect, output_file, print_json
+from service.commands.output import connect, output_file, print_json, table
 
 app = typer.Typer(no_args_is_help=True, help="List, inspect, wait for and cancel jobs.")
 Url = Annotated[
@@ -104,14 +102,11 @@ def list_jobs(
     if as_json:
         print_json([i.model_dump(mode="json") for i in infos])
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
-    table.add_column("id", no_wrap=True, min_width=32)
-    table.add_column("kind", no_wrap=True)
-    table.add_column("status")
-    table.add_column("created (UTC)", no_wrap=True)
+    listing = table("id", "kind", "status", "created (UTC)", left=3)
+    listing.columns[0].no_wrap = True
     for i in infos:
-        table.add_row(i.id, i.kind, _state(i), i.created_at.strftime("%m-%d %H:%M"))
-    console.print(table)
+        listing.add_row(i.id, i.kind, _state(i), i.created_at.strftime("%m-%d %H:%M"))
+    console.print(listing)
 
 
 @app.command()

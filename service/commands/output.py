@@ -45,6 +45,8 @@ def one_line(message: str, columns: int | None = None) -> str:
     for token in sorted(set(_PATH.findall(text)), key=len, reverse=True):
         if len(text) <= columns:
             break
+        if "://" in token:  # a URL stays whole
+            continue
         parts = token.split("/")
         for keep in range(len(parts) - 1, 1, -1):  # drop middle folders until the line fits
             head, tail = parts[: keep // 2], parts[len(parts) - (keep - keep // 2) :]
@@ -96,7 +98,7 @@ def output_dir(path: Path, option: str = "--out") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise InputError(f"{option} {path}: cannot create it ({err.strerror})") from None
+        raise InputError(f"{option} {path}: cannot create ({err.strerror})") from None
     _probe(path, option)
     return path
 
@@ -106,7 +108,11 @@ def output_file(path: Path, option: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{option} {path}: is a folder, not a file name")
-    output_dir(path.parent if str(path.parent) else Path("."), option)
+    try:
+        output_dir(path.parent, option)
+    except InputError as err:  # name the file the user gave, not its folder
+        reason = str(err).rsplit(": ", 1)[-1]
+        raise InputError(f"{option} {path}: its folder: {reason}") from None
     return path
 
 
@@ -140,7 +146,20 @@ def require_service(command: str) -> None:
 
     missing = [m for m in SERVICE_MODULES if find_spec(m) is None]
     if missing:
-        raise InputError(
-            f"{command} needs the service extra ({', '.join(missing)} missing): "
-            "pip install 'sigmalab[service]'"
-        )
+        what = missing[0] + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+        raise InputError(f"{command}: pip install 'sigmalab[service]' first ({what} missing)")
+
+
+def table(*columns: str, title: str | None = None, left: int = 1):
+    """A compact rich table for 80 columns: a rule under the header, no box, one space between
+    columns; the first ``left`` columns left-aligned, the rest right-aligned (numbers)."""
+    from rich import box
+    from rich.table import Table
+
+    out = Table(
+        box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True,
+        title=title, title_justify="left",
+    )  # fmt: skip
+    for i, name in enumerate(columns):
+        out.add_column(name, justify="left" if i < left else "right", no_wrap=i >= left)
+    return out
