@@ -66,6 +66,10 @@ td:last-child { white-space: normal; }
 td .note { white-space: normal; display: inline-block; max-width: 22em; }
 .scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; max-width: 100%; }
 .scroll table { margin: 0.3em 0; }
+.scroll td:first-child, .scroll th:first-child { position: sticky; left: 0; z-index: 1; }
+.scroll td:first-child { background: #fff; }
+.scroll tr.failed td:first-child { background: #fdecea; }
+.scroll tr.flagged td:first-child { background: #fff8e6; }
 td .ci { color: #5b6475; font-size: 0.9em; }
 @media (max-width: 720px) {
   main { padding: 12px 10px 40px; }
@@ -73,6 +77,7 @@ td .ci { color: #5b6475; font-size: 0.9em; }
   .card { min-width: 130px; padding: 8px 10px; }
   table { font-size: 0.85em; }
   th, td { padding: 4px 6px; }
+  td .note { max-width: 12em; }
 }
 """
 

@@ -33,12 +33,13 @@ _client = connect
 
 
 def _show(info) -> None:
-    best = info.best["values"] if info.best else None
-    nxt = info.next_fire_at.isoformat(timespec="seconds") if info.next_fire_at else "–"
+    """Two lines: id, name and status; then rounds, observations, best and the next fire."""
+    best = _values(info.best["values"]) if info.best else "none yet"
+    nxt = info.next_fire_at.isoformat(timespec="minutes") if info.next_fire_at else "–"
+    console.print(f"{info.id}  {info.name}  {info.status}", highlight=False)
     console.print(
-        f"{info.id}  {info.name}  {info.status}  rounds {len(info.history)}  "
-        f"observations {info.n_observations} (+{info.n_failed} failed, {info.n_pending} pending)"
-        f"  best {best}  next fire {nxt}",
+        f"  rounds {len(info.history)}, observations {info.n_observations} "
+        f"(+{info.n_failed} failed, {info.n_pending} pending), best {best}, next fire {nxt}",
         highlight=False,
     )
 
@@ -76,7 +77,7 @@ def show(campaign_id: CampaignId, url: Url = DEFAULT_URL, token: Token = None) -
         info = client.campaign(campaign_id).info
         _show(info)
         for h in info.history:
-            best = h["best"]["values"] if h["best"] else "–"
+            best = _values(h["best"]["values"]) if h["best"] else "–"
             console.print(f"  round {h['round']}: told {h['n_told']}, best {best}", highlight=False)
 
 
