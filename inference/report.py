@@ -464,61 +464,56 @@ def iv_figure(result, recipe: str) -> str | None:
 
 
 def arrhenius_cells_figure(result, kind: str) -> str | None:
-    """Arrhenius plot per cell: each cell's points (±1 sd: fit and geometry) with its own
-    posterior line (the cell level of the hierarchical model, median and 90 % band) and the
-    recipe-level median (dashed); one row per recipe."""
+    """Arrhenius plot per cell, as deviations from the recipe: one panel per recipe; each cell's
+    points (±1 sd: fit and geometry) and its own posterior line (the cell level of the
+    hierarchical model, median and 90 % band), both minus the recipe-level median line, so that
+    cells that would overlap on a log σ axis stand apart."""
     tree = result.arrhenius[kind]
     post = tree["posterior"]
     if "log10_sigma_ref_cell" not in post:
         return None
     recs = result.records[(result.records["kind"] == kind) & (result.records["status"] == "ok")]
-    recipes = result.recipes(kind)
-    cells = {r: list(dict.fromkeys(recs.loc[recs["recipe"] == r, "cell"])) for r in recipes}
-    ncols = max((len(v) for v in cells.values()), default=0)
-    if not ncols:
+    recipes = [r for r in result.recipes(kind) if (recs["recipe"] == r).any()]
+    if not recipes:
         return None
     plt = _plt()
-    colors = _colors(result)
     t_ref = float(tree.attrs["reference_temperature_K"])
     t_k = recs["temperature_K"].to_numpy(float)
     grid = np.linspace(t_k.min() - 3, t_k.max() + 3, 40)
     fig, axes = plt.subplots(
-        len(recipes), ncols, figsize=(3.3 * ncols, 2.6 * len(recipes)), layout="constrained",
-        squeeze=False, sharex=True, sharey="row",
+        1, len(recipes), figsize=(4.0 * len(recipes), 3.3), layout="constrained", squeeze=False,
+        sharey=True,
     )  # fmt: skip
-    for row, recipe in enumerate(recipes):
+    markers = "osD^v<>p"
+    for ax, recipe in zip(axes[0], recipes, strict=True):
         ea = post["Ea"].sel(recipe=recipe).values.ravel()
-        slope = arr.slope_decades_per_inverse_K(ea)[:, None] * (1 / grid - 1 / t_ref)[None, :]
-        recipe_line = np.median(
-            post["log10_sigma_ref"].sel(recipe=recipe).values.ravel()[:, None] - slope, axis=0
-        )
-        for col in range(ncols):
-            ax = axes[row][col]
-            if col >= len(cells[recipe]):
-                ax.axis("off")
-                continue
-            cell = cells[recipe][col]
-            level = post["log10_sigma_ref_cell"].sel(cell=cell).values.ravel()[:, None] - slope
-            lo, med, hi = np.quantile(level, [0.05, 0.5, 0.95], axis=0)
-            x = 1000.0 / grid
-            c = colors[recipe]
-            ax.fill_between(x, 10**lo, 10**hi, color=c, alpha=0.2, lw=0)
-            ax.plot(x, 10**med, color=c, lw=1.5)
-            ax.plot(x, 10**recipe_line, color="#444", lw=1, ls="--")
-            pts = recs[recs["cell"] == cell]
-            y = pts["log10_sigma"].to_numpy(float)
+
+        def slope(t_kelvin, ea=ea):
+            return arr.slope_decades_per_inverse_K(ea)[:, None] * (1 / t_kelvin - 1 / t_ref)
+
+        a = post["log10_sigma_ref"].sel(recipe=recipe).values.ravel()[:, None]
+        recipe_line = np.median(a - slope(grid[None, :]), axis=0)
+        sub = recs[recs["recipe"] == recipe]
+        cells = list(dict.fromkeys(sub["cell"]))
+        shades = plt.cm.viridis(np.linspace(0.0, 0.85, len(cells)))
+        x = 1000.0 / grid
+        for k, (cell, shade) in enumerate(zip(cells, shades, strict=True)):
+            level = post["log10_sigma_ref_cell"].sel(cell=cell).values.ravel()[:, None]
+            lo, med, hi = np.quantile(level - slope(grid[None, :]), [0.05, 0.5, 0.95], axis=0)
+            ax.fill_between(x, lo - recipe_line, hi - recipe_line, color=shade, alpha=0.15, lw=0)
+            ax.plot(x, med - recipe_line, color=shade, lw=1.4, label=cell)
+            pts = sub[sub["cell"] == cell]
+            t_pts = pts["temperature_K"].to_numpy(float)
+            at_pts = np.median(a - slope(t_pts[None, :]), axis=0)
             sd = np.hypot(pts["log10_sigma_sd"].to_numpy(float), pts["geometry_sd"].to_numpy(float))
-            ax.errorbar(
-                1000.0 / pts["temperature_K"].to_numpy(float), 10**y,
-                yerr=[10**y - 10 ** (y - sd), 10 ** (y + sd) - 10**y], fmt="o", ms=3.5,
-                color=c, mfc="white", elinewidth=1,
-            )  # fmt: skip
-            ax.set_yscale("log")
-            ax.set_title(cell, fontsize=9)
-            if row == len(recipes) - 1:
-                ax.set_xlabel("1000 / T (K⁻¹)")
-            if col == 0:
-                ax.set_ylabel(f"{recipe}: σ (S/cm)", fontsize=9)
+            ax.errorbar(1000.0 / t_pts, pts["log10_sigma"].to_numpy(float) - at_pts, yerr=sd,
+                        fmt=markers[k % len(markers)], ms=4, color=shade, mfc="white",
+                        elinewidth=1, ls="none")  # fmt: skip
+        ax.axhline(0, color="#444", lw=1, ls="--")
+        ax.set_title(recipe, fontsize=10)
+        ax.set_xlabel("1000 / T (K⁻¹)")
+        ax.legend(frameon=False, fontsize=7.5, loc="best")
+    axes[0][0].set_ylabel("log10 σ − recipe median (decades)")
     return _png(fig)
 
 
@@ -693,11 +688,12 @@ def _arrhenius_diag_table(result) -> str:
 DEFAULT_ROLES = {"R0": "series", "R1": "SE bulk", "R2": "interfaces", "R3": "composite"}
 
 
-def record_verdict(result, row) -> tuple[str, str, str]:
+def record_verdict(row, outlier: dict[str, float]) -> tuple[str, str, str]:
     """(css class, label, reasons) of one stage-1 record for the tables.
 
     Uses the record's ``verdict`` and ``reasons`` where the analysis gives them (ok | warning |
-    excluded); else its ``status`` with the Kramers–Kronig and outlier flags.
+    excluded); else its ``status`` with the Kramers–Kronig and outlier flags (``outlier``:
+    record id → P(outlier) in the Arrhenius layer).
     """
     verdict = getattr(row, "verdict", None)
     if isinstance(verdict, str) and verdict:
@@ -706,7 +702,7 @@ def record_verdict(result, row) -> tuple[str, str, str]:
         return css, verdict, reasons
     if row.status != "ok":
         return "bad", str(row.status), str(row.reason)
-    p_out = result.outlier_probability().get(row.id)
+    p_out = outlier.get(row.id)
     if p_out is not None and p_out > 0.5:
         return "warn", "outlier", f"set aside by the Arrhenius layer (P = {p_out:.2f})"
     if row.kk_passed is False:
@@ -755,8 +751,9 @@ def _parameters_table(result) -> str:
     header.append("σ (S/cm)")
     rows, classes = [], []
     recs = result.records[result.records["kind"] == "ionic"]
+    outlier = result.outlier_probability()
     for r in recs.itertuples():
-        css, verdict = _verdict_cell(result, r)
+        css, verdict = _verdict_cell(r, outlier)
         post = result.fits.get(r.id)
         cells = [
             _interval_cell(post[n].values, "Ω") if post is not None and n in post else "–"
@@ -768,9 +765,9 @@ def _parameters_table(result) -> str:
     return _table(header, rows, left=2, classes=classes)
 
 
-def _verdict_cell(result, row) -> tuple[str, str]:
+def _verdict_cell(row, outlier: dict[str, float]) -> tuple[str, str]:
     """(css class, HTML): the verdict pill with its reasons below it."""
-    css, label, reasons = record_verdict(result, row)
+    css, label, reasons = record_verdict(row, outlier)
     note = f'<br><span class="note">{_e(reasons)}</span>' if reasons else ""
     return css, f'<span class="pill {css}">{_e(label)}</span>{note}'
 
@@ -779,8 +776,9 @@ def _dc_table(result) -> str:
     """One row per DC record: R (Ω) and V0 (mV) with 90 % intervals, σ_el and the verdict."""
     rows, classes = [], []
     recs = result.records[result.records["kind"] == "electronic"]
+    outlier = result.outlier_probability()
     for r in recs.itertuples():
-        css, verdict = _verdict_cell(result, r)
+        css, verdict = _verdict_cell(r, outlier)
         post = result.fits.get(r.id)
         has = post is not None and "R_ohm" in post
         rows.append(
@@ -933,8 +931,9 @@ def render_report(result) -> str:
                 parts.append(
                     _figure(
                         src,
-                        f"{KIND_LABEL[kind]} per cell: its spectra / records (±1 sd), the cell's "
-                        "own posterior line (median, 90 % band) and the recipe's median (dashed).",
+                        f"{KIND_LABEL[kind]} per cell, as deviations from the recipe's median "
+                        "line (dashed): each cell's spectra / records (±1 sd) and its own "
+                        "posterior line (median, 90 % band).",
                     )
                 )
     else:
