@@ -128,7 +128,7 @@ _NAMES: dict[str, tuple[str, ...]] = {
         "angle",
     ),
     "time": ("time", "t", "elapsedtime", "timeelapsed"),
-    "voltage": ("ewe", "<ewe>", "voltage", "potential", "e", "v", "vf", "u", "ewe/v", "emeas"),
+    "voltage": ("ewe", "<ewe>", "voltage", "potential", "e", "v", "vf", "u", "emeas"),
     "control": ("control", "sig", "setpoint", "eapplied", "applied"),
     "current": ("i", "<i>", "current", "im", "imeas"),
     "step": ("ns", "step", "sequence"),

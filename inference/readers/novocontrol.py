@@ -48,7 +48,8 @@ def parse(
 ) -> Parsed:
     """Parse every fixed-value block of a Novocontrol export into one table each."""
     lines = tf.lines
-    starts = [i for i, line in enumerate(lines) if _FIXED.match(line)]
+    # Without a fixed-value line (format="novocontrol" forced) the whole file is one block.
+    starts = [i for i, line in enumerate(lines) if _FIXED.match(line)] or [-1]
     attrs: dict = {"instrument": "Novocontrol", "technique": "EIS", "file_encoding": tf.encoding}
     title = lines[0].strip() if starts[0] > 0 else ""
     if title:
@@ -69,6 +70,7 @@ def _block(tf: TextFile, start: int, stop: int, spec, imag_sign, delimiter, deci
     body = [i for i in range(start + 1, stop) if lines[i].strip()]
     if not body:
         raise FileFormatError(tf.path, "no data after the 'Fixed value(s)' line", line=start + 1)
+    fixed = lines[start] if start >= 0 else ""
     sample = [lines[i] for i in body[1:21]] or [lines[body[0]]]
     sep = delimiter or sniff_separator(sample)
     decimal_comma = decimal == "," if decimal else uses_decimal_comma(sample, sep)
@@ -101,10 +103,11 @@ def _block(tf: TextFile, start: int, stop: int, spec, imag_sign, delimiter, deci
     table = text_table(
         tf.path, headers, header_line, lines, first, end, sep, decimal_comma, f"block {k + 1}"
     )
-    fixed = _TEMPERATURE.search(lines[start])
-    if fixed:
-        unit, value = fixed.groups()
+    temperature = _TEMPERATURE.search(fixed)
+    if temperature:
+        unit, value = temperature.groups()
         offset = 0.0 if unit.strip().upper() == "K" else 273.15
         table.attrs["temperature_K"] = float(value) + offset
-    table.attrs["fixed_values"] = lines[start].split(":", 1)[-1].strip()
+    if fixed:
+        table.attrs["fixed_values"] = fixed.split(":", 1)[-1].strip()
     return table, mapping

@@ -10,7 +10,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from inference.errors import InputError
 from inference.inspect import describe_file
+from service.commands import reading
 
 
 def _number(value: float) -> str:
@@ -42,15 +44,25 @@ def _temperature(info: dict) -> str:
 
 def inspect(
     files: Annotated[list[Path], typer.Argument(help="Instrument files to check.")],
+    format: reading.Format = None,
+    columns: reading.Columns = None,
+    imag_sign: reading.ImagSign = None,
+    decimal: reading.Decimal = None,
+    delimiter: reading.Delimiter = None,
 ) -> None:
     """Show, per file, the format detected, points, frequency range, temperature, DC steps
-    and a verdict; exits with status 1 if any file cannot be read."""
+    and a verdict; exits with status 1 if any file cannot be read (2 for a bad option)."""
+    try:
+        options = reading.reader_options(format, columns, imag_sign, decimal, delimiter)
+    except InputError as exc:
+        Console(stderr=True).print(Text(f"error: {exc}", style="red"))
+        raise typer.Exit(code=2) from None
     table = Table(show_lines=False)
     for title in ("file", "format", "points", "frequency", "temperature", "DC steps", "verdict"):
         table.add_column(title, overflow="fold")
     failed = 0
     for path in files:
-        info = describe_file(path)
+        info = describe_file(path, **options)
         if not info["ok"]:
             failed += 1
             cells = ("", "", "")
