@@ -235,3 +235,22 @@ def test_bundled_study_reproduces_the_paper():
     d = result.diagnostics()
     assert d["max_rhat"] <= 1.01 and d["min_ess_bulk"] >= 400
     assert np.isfinite(result.rate_capability_table()["median"]).all()
+
+
+def test_sigma_far_outside_the_measured_temperatures_is_flagged(small_result, tmp_path):
+    import dataclasses
+
+    from inference.report import render_report
+
+    assert small_result.temperature_warnings() == []  # 30 and 60 °C lie in 30–70 °C
+    far = dataclasses.replace(
+        small_result, settings={**small_result.settings, "temperatures_C": [30.0, 85.0, 500.0]}
+    )
+    warnings = far.temperature_warnings()
+    assert len(warnings) == 2 * len(far.kinds)  # 85 °C is 15 K above 70 °C, 500 °C far above
+    assert any(
+        "σ at 500 °C is extrapolated 430 K above the measured 30–70 °C" in w for w in warnings
+    )
+    summary = far.summary_dict()
+    assert summary["warnings"] == warnings and summary["settings"]["kind"] == "composite_cathode"
+    assert "extrapolated 430 K above" in render_report(far)
