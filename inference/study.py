@@ -461,7 +461,10 @@ def _confined(manifest, entry: str, folder: Path, root: Path, rel: str) -> Path:
         raise ManifestError(
             manifest, "absolute path refused: give the path relative to the study folder", entry
         )
-    path = (folder / rel).resolve()
+    try:
+        path = (folder / rel).resolve()
+    except (OSError, RuntimeError, ValueError):  # NUL byte, name too long, symlink loop
+        raise ManifestError(manifest, "not a usable file path", entry) from None
     if not path.is_relative_to(root):
         raise ManifestError(
             manifest,
@@ -470,6 +473,13 @@ def _confined(manifest, entry: str, folder: Path, root: Path, rel: str) -> Path:
             entry,
         )
     return path
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _check_files(
@@ -518,7 +528,7 @@ def _check_files(
                 entry,
             )
         seen_keys[key] = entry
-        if not path.is_file():
+        if not _is_file(path):
             raise ManifestError(manifest, f"file not found: {rel}", entry)
         cell_reader, cell_window = cell_settings.get(cell_id, ({}, {}))
         reader = {**study_reader, **cell_reader, **_reader_options(manifest, entry, item)}

@@ -839,6 +839,22 @@ def test_header_styles_are_recognised_and_polar_converted_exactly(tmp_path, styl
     assert (ds.z_imag < 0).all()  # capacitive, whatever the file's convention
 
 
+def test_header_with_doubled_tabs_is_matched_to_its_data(tmp_path):
+    # EISFitpython's Example_header.txt layout: comment lines, "Freq.[Hz]<TAB><TAB> Zs'[ohm] ..."
+    path = tmp_path / "doubled.txt"
+    rows = "".join(
+        f"{f:.6e}\t{z.real:.6e}\t{z.imag:.6e}\n" for f, z in zip(RC_F, RC_Z, strict=True)
+    )
+    path.write_text("# Start Frequency (Hz): 1\n\nFreq.[Hz]\t\t Zs'[ohm] \t\t Zs''[ohm]\n" + rows)
+    ds = read_spectrum(path)
+    np.testing.assert_allclose(ds.z_imag, RC_Z.imag, rtol=1e-6)
+    swapped = tmp_path / "swapped.txt"  # the header, not the position, says which is which
+    header = "Freq.[Hz]\t\t Zs''[ohm] \t\t Zs'[ohm]"
+    swapped.write_text(path.read_text().replace("Freq.[Hz]\t\t Zs'[ohm] \t\t Zs''[ohm]", header))
+    ds = read_spectrum(swapped)
+    np.testing.assert_allclose(ds.z_real, RC_Z.imag, rtol=1e-6)
+
+
 def test_palmsens_utf16_csv(tmp_path):
     path = tmp_path / "palmsens.csv"
     header = "freq / Hz,Z' / Ohm,-Z'' / Ohm,Z / Ohm,-Phase / °"

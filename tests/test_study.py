@@ -468,27 +468,46 @@ def test_windows_from_study_cell_and_file(tmp_path):
         assert ds.attrs["n_points_dropped"] == ds.attrs["n_points_measured"] - f.size > 0
 
 
-def test_every_real_spectrum_loads_through_a_manifest(tmp_path):
+def test_every_real_file_loads_through_a_manifest(tmp_path):
     readers = [
         p
         for folder in ("instrument-files", "instrument-files-more", "instrument-files-external")
         for p in sorted((READERS / folder).iterdir())
         if p.suffix.lower() in (".txt", ".csv", ".dta", ".mpt", ".z", ".par")
-        and not p.name.startswith("LICENSE")
+        and "LICENSE" not in p.name
         and p.name not in ("exampleDataBioLogic_MissingFreq.mpt", "chronoa_data.dta")
-        and p.name != "exampleDataGamryABORT.DTA"  # read with a warning, tested in test_readers
     ]
     series = REPO.parent / "shared" / "data" / "real-spectra" / "eisfitpython-s04147"
     series = series if series.is_dir() else REPO.parent.parent / series.relative_to(REPO.parent)
     novocontrol = sorted(series.glob("s04147-*deg.txt"))
     files = [(p, 20.0 + i) for i, p in enumerate(readers)]
     files += [(p, float(p.stem.split("-")[1].removesuffix("deg"))) for p in novocontrol]
-    study = load_study(_pellet_study(tmp_path / "all", files))
-    assert len(study.spectra()) == len(files) and not study.unreadable
-    assert len(readers) >= 14
-    assert not novocontrol or {
-        round(ds.attrs["temperature_K"] - 273.15) for ds in study.spectra()
-    } >= {120, 140, 200}
+    folder = _pellet_study(tmp_path / "all", files)
+    # the Gamry chronoamperometry record as an electron cell's DC file
+    data = tomllib.loads((folder / "manifest.toml").read_text())
+    data["cells"].append({**data["cells"][0], "id": "pellet-dc", "type": "electron"})
+    shutil.copyfile(READERS / "instrument-files-more" / "chronoa_data.dta", folder / "ca.dta")
+    data["files"].append({"path": "ca.dta", "cell": "pellet-dc", "temperature_C": 25.0})
+    (folder / "manifest.toml").write_text(tomli_w.dumps(data))
+    with pytest.warns(UserWarning, match=r"^exampleDataGamryABORT.DTA: the run was aborted"):
+        study = load_study(folder)
+    assert len(study.spectra()) == len(files) and len(study.dc_records()) == 1
+    assert not study.unreadable and len(readers) >= 16
+    temperatures = {round(ds.attrs["temperature_K"] - 273.15) for ds in study.spectra()}
+    assert not novocontrol or temperatures >= {120, 140, 150, 160, 170, 180, 190, 200}
+
+
+def test_unusable_paths_are_one_line_errors(tmp_path):
+    folder = _pellet_study(tmp_path / "p", [(CSV, 25.0)])
+    data = tomllib.loads((folder / "manifest.toml").read_text())
+    for bad, expected in (
+        ("a\x00b.csv", "not a usable file path"),
+        ("C:\\data\\x.csv", "absolute"),
+    ):
+        data["files"][0]["path"] = bad
+        (folder / "manifest.toml").write_text(tomli_w.dumps(data))
+        with pytest.raises(ManifestError, match=expected):
+            load_study(folder)
 
 
 # --- the same window from the CLI, the manifest and by hand gives the same fit ----------------
