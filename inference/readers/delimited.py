@@ -6,7 +6,8 @@ all-text line before the first numeric row, so metadata lines above it (CH Instr
 EC-Lab exports without header block) are skipped; ``Instrument Model: X`` lines are kept.
 
 A header row whose separators repeat (``Freq.[Hz]<TAB><TAB>Zs'[ohm]``) is matched to the data
-without its empty fields. ``delimiter="whitespace"`` (or ``"space"``) splits at runs of blanks.
+without its empty fields. ``delimiter="whitespace"`` splits at runs of blanks (other names in
+:mod:`inference.readers.options`).
 
 Columns are found by their headers (see :mod:`inference.readers.columns`) or named with
 ``columns={"frequency": "f", "z_real": "Zr", "z_imag": 2}``. A file without header must have
@@ -26,9 +27,6 @@ from inference.readers.textfile import TextFile
 
 _COMMENT = ("#", "%", "//")
 _SEPARATORS = ("\t", ";", ",")
-#: ``delimiter=`` names accepted besides the character itself.
-DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}
-WHITESPACE = ("whitespace", "space", "blank", " ")
 _INSTRUMENT = re.compile(r"^\s*Instrument(?: Model)?\s*[:=]\s*(.+?)\s*$", re.IGNORECASE)
 
 
@@ -76,8 +74,7 @@ def parse(
         i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith(_COMMENT)
     ]
     tail = [lines[i] for i in content[-20:]]
-    delimiter = DELIMITER_NAMES.get(delimiter, delimiter)
-    sep = None if delimiter in WHITESPACE else delimiter or sniff_separator(tail)
+    sep = None if delimiter == "whitespace" else delimiter or sniff_separator(tail)
     if decimal not in (None, ".", ","):
         raise FileFormatError(tf.path, f"decimal must be '.' or ',', not {decimal!r}")
     decimal_comma = decimal == "," if decimal else uses_decimal_comma(tail, sep)

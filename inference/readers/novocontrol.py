@@ -72,7 +72,7 @@ def _block(tf: TextFile, start: int, stop: int, spec, imag_sign, delimiter, deci
         raise FileFormatError(tf.path, "no data after the 'Fixed value(s)' line", line=start + 1)
     fixed = lines[start] if start >= 0 else ""
     sample = [lines[i] for i in body[1:21]] or [lines[body[0]]]
-    sep = delimiter or sniff_separator(sample)
+    sep = None if delimiter == "whitespace" else delimiter or sniff_separator(sample)
     decimal_comma = decimal == "," if decimal else uses_decimal_comma(sample, sep)
     first_fields = split_row(lines[body[0]], sep, decimal_comma)
     if is_data_row(first_fields):

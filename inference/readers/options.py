@@ -24,6 +24,9 @@ from inference.readers.columns import ROLES
 
 OPTIONS = ("format", "columns", "imag_sign", "decimal", "delimiter", "max_bytes")
 _POSITIONAL = ("frequency", "z_real", "z_imag")
+#: ``delimiter`` names → the separator; ``"whitespace"`` splits at runs of blanks.
+DELIMITERS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";"}
+DELIMITERS |= dict.fromkeys(("whitespace", "space", "blank", " "), "whitespace")
 
 
 def parse_columns(value) -> dict[str, str | int]:
@@ -85,8 +88,12 @@ def check_options(options: dict) -> dict:
     if out.get("decimal") not in (None, ".", ","):
         raise InputError(f"decimal = {out['decimal']!r}; expected '.' or ','")
     delimiter = out.get("delimiter")
-    if delimiter is not None and (not isinstance(delimiter, str) or not delimiter):
-        raise InputError(f"delimiter = {delimiter!r}; expected a character or a name like 'tab'")
+    if delimiter is not None:
+        if not isinstance(delimiter, str) or not delimiter:
+            raise InputError(
+                f"delimiter = {delimiter!r}; expected a character or a name like 'tab'"
+            )
+        out["delimiter"] = DELIMITERS.get(delimiter.lower(), delimiter)
     if "format" in out and not isinstance(out["format"], str):
         raise InputError(f"format = {out['format']!r}; expected a format name")
     max_bytes = out.get("max_bytes")
