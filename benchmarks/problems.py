@@ -104,11 +104,13 @@ def mixed(p: dict) -> float:
 
 
 def branin_currin(x1: float, x2: float) -> tuple[float, float]:
-    """BraninCurrin (two objectives to minimise on [0, 1]², as in BoTorch's test problems)."""
+    """BraninCurrin (two objectives to minimise on [0, 1]², as in BoTorch's test problems):
+    Branin on (15·x1 − 5, 15·x2) and Currin, whose exponential factor is in x2 (an earlier
+    version of this benchmark put x1 there, which made Currin a function of x1 alone)."""
     f1 = float(branin(15 * x1 - 5, 15 * x2))
-    x1 = max(x1, 1e-12)
+    x2 = max(x2, 1e-12)
     f2 = (
-        (1 - math.exp(-1 / (2 * x1)))
+        (1 - math.exp(-1 / (2 * x2)))
         * (2300 * x1**3 + 1900 * x1**2 + 2092 * x1 + 60)
         / (100 * x1**3 + 500 * x1**2 + 4 * x1 + 20)
     )

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from optimizer.campaign import Campaign, plot_progress
+from optimizer.campaign import Campaign
+from optimizer.plots import plot_progress
 from optimizer.errors import CampaignError, CampaignFileError, ObservationError, SpaceError
 
 REPO = Path(__file__).resolve().parents[1]
