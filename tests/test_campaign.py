@@ -10,8 +10,8 @@ import pytest
 import xarray as xr
 
 from optimizer.campaign import Campaign
-from optimizer.plots import plot_progress
 from optimizer.errors import CampaignError, CampaignFileError, ObservationError, SpaceError
+from optimizer.plots import plot_progress
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = {
