@@ -128,7 +128,7 @@ class Campaign:
     multi_objective : several objectives: ``"ehvi"`` (default, expected hypervolume
         improvement) or ``"parego"``.
     reference : several objectives: hypervolume reference point ``{objective: value}`` in
-        objective units (the worst value still worth having); default from the observed front
+        objective units (the worst value still worth having); default from the observations
         (:func:`optimizer.recommenders.hypervolume.default_reference`).
     n_initial : Sobol points before the GP takes over; default ``max(4, number of parameters + 1)``.
     feasible : known feasibility rule ``params -> bool`` (not saved; pass it again to :meth:`load`).

@@ -186,15 +186,26 @@ def _measure_round(
             **analysis_options,
         )
         (round_dir / "summary.json").write_text(json.dumps(result.summary_dict(), indent=1))
-        observations += observations_from_study(
-            result,
-            campaign.metrics,
-            {pid: {"id": pid} for pid in measured},
-            temperature_C=settings["temperature_C"],
-            source=source,
-            missing="fail",
+        observations += round_observations(
+            campaign, result, measured, settings["temperature_C"], source
         )
     campaign.tell(observations)
+
+
+def round_observations(
+    campaign: Campaign, result, measured: list[str], temperature_C: float, source: dict
+) -> list[dict]:
+    """What the loop tells for the measured proposals ``measured`` (pending ids, the recipe
+    names of the round's study): :func:`~optimizer.observations.observations_from_study`, a
+    proposal without a conductivity told as failed."""
+    return observations_from_study(
+        result,
+        campaign.metrics,
+        {pid: {"id": pid} for pid in measured},
+        temperature_C=temperature_C,
+        source=source,
+        missing="fail",
+    )
 
 
 def run_closed_loop(
