@@ -5,7 +5,8 @@ two-objective ones give a value per objective. ``evaluate`` returns None for a f
 (a film that did not form). ``optimum`` is the best value (or the best hypervolume, from a dense
 grid); ``reference`` the median value of a uniformly random point (0 for hypervolume), so progress
 = (best − reference) / (optimum − reference) and "95 % of the optimum" means 95 % of that gap
-closed. ``batch`` is the number of proposals per round (1: sequential).
+closed. ``batch`` is the number of proposals per round (1: sequential); ``min_seeds`` the fewest
+seeds a run measures the problem with (its done-when figure is a median over at least that many).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Problem:
     hv_reference: list = field(default_factory=list)
     p_random_95: float = math.nan
     batch: int = 1
+    min_seeds: int = 0
 
     def random_evals_to_95(self, q: float) -> float:
         """The q-quantile of random search's evaluations to 95 %: the first hit of a geometric
@@ -186,6 +188,7 @@ TRADEOFF_SPEC = {
 #: Active material share of the binder-free solids, wt %: SE is what carbon leaves of the rest.
 TRADEOFF_ACTIVE_WT_PCT = 60.0
 TRADEOFF_REFERENCE = [-6.0, -3.0]  # log10 S/cm: σ_ion 1 µS/cm, σ_el 1 mS/cm
+TRADEOFF_SEEDS = 10  # its done-when figure is a median over at least 10 seeds
 
 
 def lab_tradeoff(p: dict) -> dict | None:
@@ -308,5 +311,6 @@ def problem(name: str) -> Problem:
             reference=0.0,
             hv_reference=TRADEOFF_REFERENCE,
             batch=3,
+            min_seeds=TRADEOFF_SEEDS,
         )
     raise KeyError(f"unknown benchmark problem {name!r}; problems: {', '.join(NAMES)}")

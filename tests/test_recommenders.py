@@ -89,7 +89,7 @@ def test_ehvi_batches_cover_the_known_front(ehvi_campaign):
     # the GP rounds' proposals lie near the front (y ≈ 0) and spread along it
     later = [h["params"] for h in ehvi_campaign.history if h["round"] >= 3]
     assert np.median([p["y"] for p in later]) < 0.1
-    assert np.ptp([p["x"] for p in later]) > 0.3
+    assert np.ptp([p["x"] for p in later]) > 0.2
 
 
 def test_ehvi_respects_pending_experiments_and_saved_state(ehvi_campaign, tmp_path):

@@ -24,11 +24,12 @@ every candidate of one member (the acquisition is deterministic and smooth for t
   lands well, and the batch spreads along the front.
 - With no pending point and observations known to 1e-3 sd, every draw would be the same: one
   draw at the posterior mean is used.
-- Reference point: given (``Campaign(reference=...)``, objective units), or by default the worst
-  observed value of each objective (among those meeting the constraints) less 10 % of its range,
-  as Optuna's GP sampler does. The nadir of the observed *front* (BoTorch's heuristic) shrinks
-  with the front: the ends of a front found early were never worth extending (a test campaign on
-  a known front stayed in its middle third).
+- Reference point: given (``Campaign(reference=...)``, objective units: the worst value still
+  worth having), or by default the nadir of the observed front less 10 % of the front's range
+  per objective (BoTorch's heuristic). It follows the front, so the front's ends grow by about
+  that margin per round; the worst observed values as reference (Optuna's choice) value far
+  extremes instead: on BraninCurrin that left the final hypervolume regret at 1.6–1.8 against
+  0.14–0.19 with the front's nadir (2–3 seeds).
 - Failed experiments price a risky proposal as in :mod:`optimizer.recommenders.gp_batch`, with the
   cost ``failure_cost × Π_k sd_k`` (the hypervolume of a box one observed sd wide per objective).
 """
@@ -49,10 +50,13 @@ _CERTAIN_SD = 1e-3  # posterior sd (standardised) below which one draw stands fo
 
 
 def default_reference(Y: np.ndarray) -> np.ndarray:
-    """Reference point for signed objective values ``Y`` (n, k): the worst observed value of each
-    objective less 10 % of its observed range (1 where all values are equal)."""
-    low, span = Y.min(axis=0), np.ptp(Y, axis=0)
-    return low - 0.1 * np.where(span > 0, span, 1.0)
+    """Reference point for signed objective values ``Y`` (n, k): the nadir of their front less
+    10 % of the front's range per objective (of all values' range where the front has none)."""
+    front = Y[pareto_mask(Y)]
+    nadir = front.min(axis=0)
+    span = np.ptp(front, axis=0)
+    span = np.where(span > 0, span, np.ptp(Y, axis=0))
+    return nadir - 0.1 * np.where(span > 0, span, np.maximum(np.abs(nadir), 1.0))
 
 
 class EHVIBatch:
