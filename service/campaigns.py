@@ -40,7 +40,6 @@ import tomllib
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -250,11 +249,6 @@ def principal_of(store: JobStore, token_id: str) -> Principal | None:
     if row is None or row["revoked_at"] is not None:
         return None
     return Principal(row["id"], row["name"], parse_scopes(row["scope"]), row["max_active_jobs"])
-
-
-def sd_from_interval(lo: float, hi: float, level: float = 0.90) -> float:
-    """sd of a normal whose central ``level`` interval is ``[lo, hi]`` (their units)."""
-    return (hi - lo) / (2 * NormalDist().inv_cdf(0.5 + level / 2))
 
 
 class _Lost(Exception):

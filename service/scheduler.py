@@ -11,9 +11,10 @@ One scheduler runs in each server process, a thread beside the dispatcher. Every
 
        collect   take the measurement batches that arrived since the last round took its own
        analyze   one ``analyze_study`` job on them (skipped when no instrument file came)
-       tell      read its summary.json: per recipe the mean and sd of log10 σ at 30 °C
-                 (sd from the 90 % interval, sd = (log10 hi − log10 lo) / 3.29); proposals
-                 whose cells all failed are told as failed experiments
+       tell      read its result.nc: per recipe the posterior mean and sd of log10 σ at
+                 30 °C (``optimizer.observations_from_study``, the estimator the closed loop
+                 and ``Campaign.tell_study`` use too); proposals whose cells all failed are
+                 told as failed experiments
        propose   one ``propose`` job for q new recipes; they are stored as pending proposals
 
    Each step change is a compare-and-set on the run row (and, for tell and propose, on the
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -54,7 +54,6 @@ from service.campaigns import (
     new_arrivals,
     principal_of,
     read_manifest,
-    sd_from_interval,
 )
 from service.config import Settings
 from service.manager import JobManager
@@ -287,16 +286,15 @@ class Scheduler:
     def _tell(self, campaign: dict, run: dict) -> bool:
         from optimizer.campaign import Campaign
 
-        summary = None
+        result = None
         if run["analyze_job"] is not None:
             job = self.manager.store.get_job(run["analyze_job"])
-            path = self.manager.artifacts.root / job["artifact_path"]
-            summary = (path.parent / "summary.json").read_text()
+            result = self.manager.artifacts.root / job["artifact_path"]  # the job's result.nc
         batches = self.campaigns.measurements(campaign["id"], run_id=run["id"])
         folder = self.campaigns.dir(campaign["id"]) / "measurements"
         optimizer = Campaign.from_dict(campaign["state"])
         observations, told, notes = observations_from(
-            summary, batches, folder, list(optimizer.objectives), run["analyze_job"]
+            result, batches, folder, list(optimizer.objectives), run["analyze_job"]
         )
         try:
             optimizer.tell(observations)
@@ -341,9 +339,7 @@ class Scheduler:
             return False
         out = json.loads((self.manager.artifacts.root / job["artifact_path"]).read_text())
         proposals = out["proposals"]
-        for p, predicted in zip(
-            proposals, predictions(campaign["state"], [p["params"] for p in proposals]), strict=True
-        ):
+        for p, predicted in zip(proposals, predictions(campaign["state"], proposals), strict=True):
             p["predicted"] = predicted
         # False when another round changed the state meanwhile: the next tick proposes again
         # from the new state (propose_version no longer matches).
@@ -388,45 +384,66 @@ def merged_study(folder: Path, batches: list[dict]) -> list[tuple[str, bytes]]:
 
 
 def observations_from(
-    summary_text: str | None,
+    result_path: Path | None,
     batches: list[dict],
     folder: Path,
     objectives: list[str],
     analysis_job: str | None,
 ) -> tuple[list[dict], dict[str, str], list[str]]:
-    """What a round tells its campaign.
+    """What a round tells its campaign: the analysis' ``result.nc`` through
+    ``optimizer.observations_from_study``; a recipe without σ whose cells all failed is told as
+    failed, any other one only noted.
 
     Returns
     -------
     (observations for ``Campaign.tell``, proposal id → "told" | "failed", notes)
     """
-    rows = {}
-    if summary_text is not None:
-        for r in json.loads(summary_text).get("conductivity", []):
-            if r["temperature_C"] == SIGMA_TEMPERATURE_C:
-                rows[(r["recipe"], r["kind"])] = r
+    import xarray as xr
+
+    from optimizer.observations import observations_from_study
+
+    result = None
+    if result_path is not None:
+        with xr.open_datatree(result_path, engine="h5netcdf") as tree:
+            result = tree.load()
     observations, told, notes = [], {}, []
     for b in batches:
         manifest = read_manifest(folder / b["batch"])
+        recipes = {}
         for name, pid in b["recipes"].items():
-            merged = merged_name(name, pid, b["batch"])
             source = {"batch": b["batch"], "recipe": name, "analysis_job": analysis_job}
             ident = {"id": pid} if pid else {"params": manifest["recipes"][name]}
-            found = [rows.get((merged, OBJECTIVE_KINDS[m])) for m in objectives]
-            if all(found):
-                values, sds = {}, {}
-                for m, r in zip(objectives, found, strict=True):
-                    lo, hi = (float(math.log10(v)) for v in r["ci90_S_per_cm"])
-                    values[m] = float(math.log10(r["median_S_per_cm"]))
-                    sds[m] = sd_from_interval(lo, hi)
-                observations.append({**ident, "values": values, "sd": sds, "source": source})
+            recipes[merged_name(name, pid, b["batch"])] = {**ident, "source": source}
+        found = {}
+        if result is not None:
+            found = dict(
+                zip(
+                    recipes,
+                    observations_from_study(
+                        result,
+                        objectives,
+                        recipes,
+                        temperature_C=SIGMA_TEMPERATURE_C,
+                        kinds=OBJECTIVE_KINDS,
+                        missing="fail",
+                    ),  # fmt: skip
+                    strict=True,
+                )
+            )
+        for (name, pid), merged in zip(b["recipes"].items(), recipes, strict=True):
+            obs = found.get(merged)
+            if obs is not None and not obs.get("failed"):
+                observations.append(obs)
                 if pid:
                     told[pid] = "told"
                 continue
             cells = [c for c in manifest.get("cells", []) if c["recipe"] == name]
             if cells and all(c.get("status") == "failed" for c in cells):
                 reason = cells[0].get("failure_reason") or "every cell failed"
-                observations.append({**ident, "failed": True, "reason": reason, "source": source})
+                ident = {k: v for k, v in recipes[merged].items() if k != "source"}
+                observations.append(
+                    {**ident, "failed": True, "reason": reason, "source": recipes[merged]["source"]}
+                )
                 if pid:
                     told[pid] = "failed"
             else:
@@ -434,28 +451,20 @@ def observations_from(
     return observations, told, notes
 
 
-def predictions(state: dict, params: list[dict]) -> list[dict | None]:
-    """The GP's mean and sd per objective at ``params``, from the observations in ``state``
-    (None for each while fewer than two experiments succeeded: the initial design)."""
-    import numpy as np
-
+def predictions(state: dict, proposals: list[dict]) -> list[dict | None]:
+    """The campaign's GP mean and sd per objective at each proposal (``Campaign.predict``),
+    from the observations in ``state``; None for each while fewer than two experiments
+    succeeded (the initial design)."""
     from optimizer.campaign import Campaign
-    from optimizer.surrogate import GPSurrogate
 
     campaign = Campaign.from_dict(state)
-    ok = [h for h in campaign.history if not h["failed"]]
-    if len(ok) < 2 or not params:
-        return [None] * len(params)
-    X = campaign.space.encode([h["params"] for h in ok])
-    Xn = campaign.space.encode(params)
-    out: list[dict] = [{} for _ in params]
-    for m in campaign.objectives:
-        y = np.array([h["values"][m] for h in ok])
-        sd = np.array([h["sd"].get(m, 0.0) for h in ok])
-        mean, s = GPSurrogate(n_restarts=1, random_state=0).fit(X, y, sd).predict(Xn)
-        for i in range(len(params)):
-            out[i][m] = {"mean": float(mean[i]), "sd": float(s[i])}
-    return out
+    if len(campaign.successes()) < 2 or not proposals:
+        return [None] * len(proposals)
+    mean, sd = campaign.predict([p["params"] for p in proposals])
+    return [
+        {m: {"mean": float(mean[m][i]), "sd": float(sd[m][i])} for m in campaign.objectives}
+        for i in range(len(proposals))
+    ]
 
 
 def _brief(h: dict) -> dict:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 
 from service import schedules
-from service.campaigns import sd_from_interval
 from service.schedules import MISSED, RUN, ScheduleError
 
 
@@ -98,8 +97,3 @@ def test_overlap_actions():
 def test_measurement_trigger_fires_at_the_nth_arrival():
     assert schedules.measurement_fire([5.0, 1.0], 3) is None
     assert schedules.measurement_fire([5.0, 1.0, 3.0, 9.0], 3) == 5.0
-
-
-def test_sd_from_a_90_percent_interval():
-    # N(0, 1): the central 90 % interval is ±1.6449.
-    assert sd_from_interval(-1.6448536, 1.6448536) == pytest.approx(1.0, rel=1e-6)
