@@ -18,8 +18,8 @@ import pytest
 import tomli_w
 from service_fixtures import LiveServer, ray_address, wait_for  # noqa: F401  (fixtures)
 
-from service.campaigns import CampaignStore
-from service.connectors import lab_recipe
+from service.campaigns.connectors import lab_recipe
+from service.campaigns.store import CampaignStore
 from service.errors import Conflict, InvalidRequest
 from service.scheduler import Scheduler
 

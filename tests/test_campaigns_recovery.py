@@ -16,7 +16,7 @@ from service_fixtures import ServerProcess, ray_address, wait_for  # noqa: F401 
 from test_campaigns import LAB, OBJECTIVES, SPACE
 from typer.testing import CliRunner
 
-from service.campaigns import CampaignStore
+from service.campaigns.store import CampaignStore
 from service.client import Client
 from service.commands import token as token_cli
 from service.store import JobStore

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service import schedules
-from service.campaigns import sd_from_interval
-from service.schedules import MISSED, RUN, ScheduleError
+from service.campaigns import schedules
+from service.campaigns.schedules import MISSED, RUN
+from service.errors import CampaignInvalid
+from service.scheduler import sd_from_interval
 
 
 def ts(*args) -> float:
@@ -30,7 +31,7 @@ def ts(*args) -> float:
     ],
 )
 def test_bad_schedules_name_their_field(spec, field):
-    with pytest.raises(ScheduleError) as err:
+    with pytest.raises(CampaignInvalid) as err:
         schedules.parse_schedule(spec)
     assert err.value.field == field
     assert "\n" not in str(err.value)
@@ -90,7 +91,7 @@ def test_overlap_actions():
     assert schedules.overlap_action("forbid", 1, late=True) == schedules.QUEUE
     assert schedules.overlap_action("allow", 2) == schedules.START
     assert schedules.overlap_action("replace", 1) == schedules.REPLACE
-    with pytest.raises(ScheduleError) as err:
+    with pytest.raises(CampaignInvalid) as err:
         schedules.check_policy("overlap", "sometimes", schedules.OVERLAP_POLICIES)
     assert err.value.field == "overlap"
 

@@ -21,14 +21,10 @@ from service.artifacts import ArtifactStore
 from service.config import Settings
 from service.dispatcher import Dispatcher, _InFlight
 from service.errors import Conflict, JobCancelled, JobFailed
-from service.store import (
-    INFRASTRUCTURE_LOST,
-    MODEL_ERROR,
-    QUEUED,
-    RUNNING,
-    STARTING,
-    JobStore,
-)
+from service.status import ErrorType
+from service.store import QUEUED, RUNNING, STARTING, JobStore
+
+INFRASTRUCTURE_LOST, MODEL_ERROR = ErrorType.INFRASTRUCTURE_LOST, ErrorType.MODEL_ERROR
 
 
 def _cpu_seconds(pid: int) -> float | None:
@@ -122,7 +118,7 @@ def _queued_job(store: JobStore, job_id: str = "j1") -> None:
 
 def test_claims_and_transitions_are_compare_and_set(tmp_path):
     store = JobStore(f"sqlite:///{tmp_path / 'jobs.db'}")
-    store.create_tables()
+    store.upgrade()
     _queued_job(store)
     assert store.claim("j1", 0, "dispatcher-a", 30)
     assert not store.claim("j1", 0, "dispatcher-b", 30)  # the second dispatcher loses
@@ -140,7 +136,7 @@ def test_claims_and_transitions_are_compare_and_set(tmp_path):
 def test_model_errors_fail_at_once_and_lost_workers_retry_until_attempts_run_out(tmp_path):
     settings = Settings(data_dir=tmp_path)
     store = JobStore(settings.database_url)
-    store.create_tables()
+    store.upgrade()
     dispatcher = Dispatcher(settings, store, ArtifactStore(settings.artifacts_dir), 1)
     _queued_job(store, "model")
     _queued_job(store, "lost")
@@ -170,7 +166,7 @@ def test_a_result_with_the_wrong_draw_count_never_succeeds(tmp_path):
 
     settings = Settings(data_dir=tmp_path)
     store = JobStore(settings.database_url)
-    store.create_tables()
+    store.upgrade()
     artifacts = ArtifactStore(settings.artifacts_dir)
     dispatcher = Dispatcher(settings, store, artifacts, 1)
     _queued_job(store)  # asks for 2 chains × 10 draws
