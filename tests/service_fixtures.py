@@ -128,7 +128,7 @@ class LiveServer:
         from service.server import uvicorn_config
 
         self.database = database
-        db_url = database_url(database, data_dir)
+        db_url = settings.pop("db_url", None) or database_url(database, data_dir)
         self.settings = Settings(data_dir=data_dir, db_url=db_url, **{**FAST, **settings})
         self.manager = open_manager(self.settings)
         store = self.manager.store

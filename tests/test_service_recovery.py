@@ -35,7 +35,7 @@ FAST_RECOVERY = ("--lease-seconds", "4", "--cancel-grace-seconds", "2")
 
 def _new_token(data_dir: Path) -> str:
     result = CliRunner().invoke(
-        token_cli.app, ["create", "--name", "lab", "--scope", "submit", "--data-dir", str(data_dir)]
+        token_cli.app, ["create", "--name", "lab", "--scope", "admin", "--data-dir", str(data_dir)]
     )
     assert result.exit_code == 0, result.output
     return result.output.split()[-1]
@@ -113,7 +113,7 @@ def test_jobs_run_on_a_second_ray_node(ray_address, live_server, spectrum_file):
         alive = lambda: [n for n in ray.nodes() if n["Alive"]]  # noqa: E731
         wait_for(lambda: len(alive()) == 2, 60, "the second Ray node to join")
         node_ids = {n["NodeID"] for n in alive()}
-        with live_server.client("alice") as client:
+        with live_server.client("admin") as client:
             jobs = [
                 client.submit_fit(spectrum_file, CIRCUIT, method="lsq", draws=2000, seed=i)
                 for i in range(8)

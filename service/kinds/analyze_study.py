@@ -58,8 +58,10 @@ def stage(request: AnalyzeStudyRequest, staged: Staged) -> dict:
     if request.dataset is not None:
         if names:
             raise RequestInvalid("files", "give either a dataset name or uploaded files, not both")
-        if not (staged.datasets_dir / request.dataset).is_dir():
+        root = staged.datasets_dir / request.dataset
+        if not (root / "manifest.toml").is_file():
             raise RequestInvalid("dataset", f"this server has no dataset {request.dataset!r}")
+        confine_manifest(root / "manifest.toml", root)
         return {"manifest": None}
     if not names:
         raise RequestInvalid("files", "upload the study's files and manifest, or name a dataset")
