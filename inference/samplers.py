@@ -275,7 +275,8 @@ class BlackjaxSampler:
             _check_stop(should_stop)
             _notify(
                 progress,
-                phase="sampling",
+                # The first chunk of a new sampler compiles it (uninterruptible) before it samples.
+                phase="sampling" if c or self.compiled else "compiling",
                 done=min(c * self.chunk, draws),
                 total=draws,
                 divergences=divergences,

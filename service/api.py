@@ -220,14 +220,14 @@ async def submit_job(
     """Validate and queue a job → 202 with ``Location: /v1/jobs/{id}``."""
     depth = manager.settings.max_json_depth
     media = _media(request)
-    upload = None
+    upload, staging = None, manager.staging()
     try:
         if media == "application/json":
             payload = parse_json(await read_body(request), "body", depth)
         elif media == "multipart/form-data":
             upload = await receive_multipart(
                 request,
-                manager.staging(),
+                staging,
                 fields=("request",),
                 max_field_bytes=manager.settings.max_json_bytes,
                 min_free=manager.settings.min_free_bytes,
@@ -248,8 +248,7 @@ async def submit_job(
             manager.submit, who, job_request, upload, idempotency_key
         )
     finally:
-        if upload is not None:
-            shutil.rmtree(upload.folder, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # kept files were moved out of it
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
