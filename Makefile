@@ -28,7 +28,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/sigmalab analyze datasets/emley2023 --out $(DEMO_OUT)
 
+# The service tests run on SQLite and on a real PostgreSQL server, which they start
+# themselves from the server binaries this installs (apt, as root) when they are missing.
 test: $(STAMP)
+	@scripts/ensure-postgres.sh
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -216,6 +216,8 @@ def small_limits(ray_address, tmp_path_factory):
         max_upload_bytes=2 * 2**20,
         max_json_bytes=256 * 1024,
         max_small_body_bytes=64 * 1024,
+        header_timeout_s=1.0,
+        body_timeout_s=1.0,
     )
     yield server
     server.stop()
@@ -250,6 +252,32 @@ def test_an_unauthenticated_body_is_refused_before_it_is_read(small_limits):
         headers={"Content-Type": "application/json"},
     )
     assert declared.status_code == 401 and declared.headers["content-type"] == PROBLEM
+
+
+def _connect(server) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10)
+
+
+def test_slow_or_incomplete_requests_time_out(small_limits):
+    # Headers that never end: the connection is closed after the 1 s header deadline.
+    slow = _connect(small_limits)
+    slow.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    assert slow.recv(1024) == b""  # closed by the server
+    assert time.monotonic() - started < 8
+    slow.close()
+    # A body that stops arriving: 408 after the 1 s pause allowed between chunks.
+    stalled = _connect(small_limits)
+    stalled.sendall(
+        b"POST /v1/campaigns HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {small_limits.tokens['alice']}\r\n".encode()
+        + b"Content-Length: 100\r\n\r\n{"
+    )
+    answer = b""
+    while b"\r\n" not in answer:
+        answer += stalled.recv(1024)
+    stalled.close()
+    assert answer.split()[1] == b"408"
 
 
 def test_declared_lengths_over_the_route_limit_are_413(small_limits):
