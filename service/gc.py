@@ -3,8 +3,8 @@
 * Results (``artifacts/<job>/``) of jobs that finished more than ``artifact_ttl_s`` ago are
   removed and the job is marked purged: ``GET …/result`` then answers 410. A job whose
   result an unfinished campaign round still needs is kept.
-* Inputs (``uploads/<job>/``) of jobs that ended, or that the database does not know
-  (a crash between staging and queueing), are removed; the dispatcher removes them when a
+* Inputs (``uploads/<job>/``) of jobs that ended, or that the database has not known for an
+  hour (a crash between staging and queueing), are removed; the dispatcher removes them when a
   job ends, this catches what a crash left.
 * Staging folders (uploads being received) older than an hour are removed.
 
@@ -89,7 +89,9 @@ def collect_garbage(
         statuses = store.statuses(folders)
         for job_id, folder in folders.items():
             status = statuses.get(job_id)
-            if status is None or JobStatus(status).is_terminal():
+            # An unknown folder may be a submission being queued right now: only old ones go.
+            orphan = status is None and now - folder.stat().st_mtime > STAGING_TTL_S
+            if orphan or (status is not None and JobStatus(status).is_terminal()):
                 _remove(folder, report, dry_run)
                 report.removed_inputs += 1
     return report

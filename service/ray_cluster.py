@@ -12,7 +12,8 @@ when ``RAY_AUTH_MODE`` is unset we set the server's configured mode.
 
 :class:`RayRuntime` watches the connection from a thread: every ``ray_probe_s`` it checks
 that the embedded cluster's processes (raylet, GCS) are alive, and every few probes it runs a
-no-CPU task under a timeout. A failed check marks the runtime ``degraded`` (``/v1/health``
+no-CPU task under a timeout (three timeouts in a row, or any other failure of it, count). A
+failed check marks the runtime ``degraded`` (``/v1/health``
 answers 503, the dispatcher stops claiming) and heals it: ``ray.shutdown()`` (in a thread,
 bounded), then a new ``ray.init`` — a new embedded cluster, or the external one again —
 retried with exponential backoff (capped at ``ray_backoff_max_s``). ``generation`` counts
@@ -34,8 +35,10 @@ import ray
 from service.config import Settings
 
 NAMESPACE = "sigmalab"
-#: The ping task runs every this many probes.
+#: The ping task runs every this many probes…
 PING_EVERY = 5
+#: …and this many timeouts in a row (not one) mean Ray is unavailable.
+SLOW_PINGS = 3
 log = logging.getLogger(__name__)
 
 
@@ -117,6 +120,7 @@ class RayRuntime:
         self.state, self.reason, self.since = "starting", None, time.time()
         self.restarts = 0
         self._probes = 0
+        self._slow_pings = 0
         self._stop = threading.Event()
         self._suspect = threading.Event()
         self._thread: threading.Thread | None = None
@@ -181,12 +185,19 @@ class RayRuntime:
         if dead:
             return f"{', '.join(dead)} died"
         self._probes += 1
-        if self._probes % PING_EVERY and self.state == "connected":
+        if self._probes % PING_EVERY and self.state == "connected" and not self._slow_pings:
             return None
         try:
             ray.get(_ping.remote(), timeout=self.settings.ray_probe_timeout_s)
-        except Exception as exc:  # any failure of the round trip means Ray cannot run jobs
+        except ray.exceptions.GetTimeoutError:
+            # A busy machine can be slow to start a worker: only repeated timeouts count.
+            self._slow_pings += 1
+            if self._slow_pings < SLOW_PINGS:
+                return None
+            return f"{self._slow_pings} probe tasks timed out"
+        except Exception as exc:  # any other failure of the round trip: Ray cannot run jobs
             return f"a probe task failed: {type(exc).__name__}"
+        self._slow_pings = 0
         return None
 
     def _dead_processes(self) -> list[str]:

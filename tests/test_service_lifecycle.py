@@ -55,11 +55,14 @@ def test_cancel_during_sampling_stops_compute(live_server, spectrum_file):
         job = client.submit_fit(spectrum_file, CIRCUIT, draws=40_000, tune=100, chains=2)
         info = wait_for(_running(job, {"sampling"}), 180, "the fit to start sampling")
         pid = info.worker.pid
+        asked_at = time.time()
         job.cancel()
         with pytest.raises(JobCancelled):
             job.wait(timeout=30, progress=False)
         info = job.refresh()
         assert info.status == "CANCELLED"
+        latency = info.finished_at.timestamp() - asked_at
+        print(f"\n[cancel {live_server.database}] cancel → CANCELLED in {latency:.2f} s")
         assert info.artifacts is not None and info.artifacts.partial
         with pytest.raises(Conflict):
             job.result()

@@ -99,6 +99,7 @@ def test_server_killed_during_three_running_jobs_loses_none(ray_address, spectru
         restarted.stop()
 
 
+@pytest.mark.parametrize("live_server", ["sqlite"], indirect=True)  # the database plays no part
 def test_jobs_run_on_a_second_ray_node(ray_address, live_server, spectrum_file):
     """`ray start --address …` adds a node on this machine; jobs land on both nodes."""
     import ray
