@@ -130,7 +130,7 @@ def test_claims_and_transitions_are_compare_and_set(tmp_path):
     assert not store.claim("j1", 0, "dispatcher-b", 30)  # the second dispatcher loses
     assert store.get_job("j1")["status"] == STARTING
     assert store.mark_running("j1", 1, {"pid": 1})
-    assert store.requeue("j1", 1, INFRASTRUCTURE_LOST, "worker died")
+    assert store.requeue("j1", 1, INFRASTRUCTURE_LOST, "worker died", time.time())
     # A zombie worker of attempt 1 learns it is superseded and cannot finish the job.
     current, _ = store.heartbeat("j1", 1, {"phase": "sampling"})
     assert not current
