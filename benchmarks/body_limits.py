@@ -9,6 +9,7 @@ sent before the answer came. Figures go to ``benchmarks/results/body_limits.json
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -50,10 +51,8 @@ def _send(port: int, path: str, headers: dict, prefix: bytes, total: int) -> tup
     block, sent, answer = b"x" * (1 << 20), 0, b""
     sock.setblocking(False)
     while sent < total and not answer:
-        try:
+        with contextlib.suppress(BlockingIOError):
             answer = sock.recv(4096)
-        except BlockingIOError:
-            pass
         try:
             sock.setblocking(True)
             sock.sendall(f"{len(block):x}\r\n".encode() + block + b"\r\n")
