@@ -12,7 +12,7 @@ export MPLBACKEND := Agg
 export RAY_USAGE_STATS_ENABLED := 0
 DEMO_OUT := out/emley2023
 
-.PHONY: demo test bench lint format serve dataset clean
+.PHONY: demo test faults bench lint format serve dataset clean
 
 $(STAMP): pyproject.toml
 	@mkdir -p $(TMPDIR)
@@ -33,6 +33,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	@scripts/ensure-postgres.sh
 	$(PY) -m pytest
+
+# The service's fault tests (Ray's raylet and GCS killed, database connections dropped, a
+# full disk), on both databases: minutes, so apart from `make test`; CI runs both.
+faults: $(STAMP)
+	@scripts/ensure-postgres.sh
+	$(PY) -m pytest -m faults
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e . --group bench

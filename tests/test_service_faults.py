@@ -2,7 +2,8 @@
 dropped, a full disk. Each ends with every job in the right final state, none lost, none
 doubled. (kill -9 of a worker and of the server: test_service_lifecycle/_recovery.)
 
-The Ray faults need a server with its own embedded Ray (``python -m service.server``
+Marked ``faults`` (minutes): ``make faults`` runs them, and CI after ``make test``. The Ray
+faults need a server with its own embedded Ray (``python -m service.server``
 without ``--ray-address``); the others use the session's servers. Seconds from a fault to
 ``degraded`` and to healed are printed (``pytest -s``) for the deployment notes.
 """
@@ -36,6 +37,8 @@ from typer.testing import CliRunner
 
 from service.client import Client
 from service.commands import token as token_cli
+
+pytestmark = pytest.mark.faults
 
 
 def _descendants(pid: int) -> dict[int, str]:
