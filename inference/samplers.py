@@ -273,14 +273,14 @@ class BlackjaxSampler:
         divergences = 0
         for c in range(n_chunks):
             _check_stop(should_stop)
-            _notify(
-                progress,
-                # The first chunk of a new sampler compiles it (uninterruptible) before it samples.
-                phase="sampling" if c or self.compiled else "compiling",
-                done=min(c * self.chunk, draws),
-                total=draws,
-                divergences=divergences,
-            )
+            if c or self.compiled:  # a new sampler's first chunk still compiles (uninterruptible)
+                _notify(
+                    progress,
+                    phase="sampling",
+                    done=min(c * self.chunk, draws),
+                    total=draws,
+                    divergences=divergences,
+                )
             keys = jax.random.split(jax.random.fold_in(key, c + 1), self.chains)
             state, (pos, div, n_steps, accept) = self._sample(
                 keys, state, step_size, inv_mass, *args
