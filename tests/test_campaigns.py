@@ -85,7 +85,7 @@ def unattended(server):
             name="unattended",
         )
         started = time.monotonic()
-        campaign.wait_rounds(ROUNDS, timeout=420)
+        campaign.wait_rounds(ROUNDS, timeout=1200)  # a bound, not a speed claim
         campaign.pause()  # keeps the rest of the module's CPU for the other tests
         yield campaign, client, time.monotonic() - started
 
@@ -156,7 +156,7 @@ def test_pause_stops_fires_and_resume_restarts_them(any_server):
         campaign = client.create_campaign(
             SPACE, OBJECTIVES, {"cron": "* * * * * *"}, q=2, name="pausing"
         )
-        wait_for(lambda: campaign.refresh().history, 60, "the initial design")
+        wait_for(lambda: campaign.refresh().history, 180, "the initial design")
         info = campaign.pause()
         paused_at = time.time()
         assert info.status == "paused" and info.next_fire_at is None
@@ -168,7 +168,7 @@ def test_pause_stops_fires_and_resume_restarts_them(any_server):
         def fired_after_resume():
             return [r for r in campaign.runs() if r.fire_time.timestamp() > resumed_at]
 
-        wait_for(fired_after_resume, 30, "a fire after resuming")
+        wait_for(fired_after_resume, 90, "a fire after resuming")
         during = [
             r for r in campaign.runs() if paused_at + 1 < r.fire_time.timestamp() < resumed_at
         ]
@@ -189,7 +189,7 @@ def test_uploaded_measurements_link_to_proposals_and_fire_a_measurement_round(an
         campaign = client.create_campaign(
             SPACE, OBJECTIVES, {"measurements": 2}, q=3, name="uploads"
         )
-        pending = wait_for(lambda: campaign.proposals("pending"), 60, "the initial design")
+        pending = wait_for(lambda: campaign.proposals("pending"), 180, "the initial design")
         study = _simulate(tmp_path, pending[:2])
         batch = campaign.add_measurements(study)
         assert batch.recipes == {p.id: p.id for p in pending[:2]}
@@ -201,7 +201,7 @@ def test_uploaded_measurements_link_to_proposals_and_fire_a_measurement_round(an
             runs = [r for r in campaign.runs() if r.trigger == "measurements"]
             return runs if runs and runs[0].n_measured is not None else None
 
-        runs = wait_for(measurement_round, 60, "the measurement trigger to fire")
+        runs = wait_for(measurement_round, 180, "the measurement trigger to fire")
         assert len(runs) == 1 and runs[0].n_measured == 2
         campaign.pause()
 
@@ -232,18 +232,18 @@ def test_folder_watch_takes_ready_folders_and_rejects_bad_ones(any_server, tmp_p
             connector={"kind": "folder_watch", "inbox": "lab-a"},
             name="folder",
         )
-        pending = wait_for(lambda: campaign.proposals("pending"), 60, "the initial design")
+        pending = wait_for(lambda: campaign.proposals("pending"), 180, "the initial design")
         _simulate(inbox, pending, name="monday")
         time.sleep(1)
         assert len(campaign.proposals("pending")) == 2  # no READY file yet: not taken
         (inbox / "monday" / "READY").touch()
-        wait_for(lambda: not campaign.proposals("pending"), 30, "the inbox batch")
+        wait_for(lambda: not campaign.proposals("pending"), 120, "the inbox batch")
         assert {p.batch for p in campaign.proposals("measured")} == {"monday"}
         bad = inbox / "tuesday"
         bad.mkdir()
         (bad / "manifest.toml").write_text("this is not TOML [")
         (bad / "READY").touch()
-        rejected = wait_for(lambda: (bad / "REJECTED.txt").is_file(), 30, "the rejection")
+        rejected = wait_for(lambda: (bad / "REJECTED.txt").is_file(), 120, "the rejection")
         assert rejected and "manifest" in (bad / "REJECTED.txt").read_text().lower()
         campaign.pause()
 

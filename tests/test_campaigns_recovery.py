@@ -69,7 +69,7 @@ def test_kill9_during_and_between_rounds(ray_address, tmp_path):
                 runs[0] if runs and client.job(runs[0].analyze_job).status() == "RUNNING" else None
             )
 
-        victim = wait_for(analysing, 180, "a round to be analysing")
+        victim = wait_for(analysing, 600, "a round to be analysing")
         server.kill9()
         killed_at = time.time()
         time.sleep(6)
@@ -82,7 +82,7 @@ def test_kill9_during_and_between_rounds(ray_address, tmp_path):
             run = {r.id: r for r in campaign.runs()}[victim.id]
             return run if run.status not in ("queued", "running") else None
 
-        run = wait_for(victim_done, 240, "the interrupted round to finish")
+        run = wait_for(victim_done, 600, "the interrupted round to finish")
         assert run.status == "succeeded" and run.analyze_job == victim.analyze_job
         assert client.job(run.analyze_job).info.attempt == 2  # its first attempt died
         down = [
@@ -99,7 +99,7 @@ def test_kill9_during_and_between_rounds(ray_address, tmp_path):
                 return None
             return campaign.proposals("pending") or None
 
-        pending = wait_for(between, 180, "a moment between rounds", poll_s=0.05)
+        pending = wait_for(between, 600, "a moment between rounds", poll_s=0.05)
         rounds_before = len(campaign.refresh().history)
         server.kill9()
     finally:
@@ -112,7 +112,7 @@ def test_kill9_during_and_between_rounds(ray_address, tmp_path):
     try:
         client = Client(server.url, token)
         campaign.client = client
-        campaign.wait_rounds(rounds_before + 2, timeout=240)
+        campaign.wait_rounds(rounds_before + 2, timeout=600)
         campaign.pause()
         runs = campaign.runs()
         told = {p.id: p.status for p in campaign.proposals()}
