@@ -85,8 +85,10 @@ def unattended(server):
             name="unattended",
         )
         started = time.monotonic()
-        campaign.wait_rounds(ROUNDS, timeout=1200)  # a bound, not a speed claim
-        campaign.pause()  # keeps the rest of the module's CPU for the other tests
+        try:
+            campaign.wait_rounds(ROUNDS, timeout=1200)  # a bound, not a speed claim
+        finally:
+            campaign.pause()  # keeps the rest of the module's CPU for the other tests
         yield campaign, client, time.monotonic() - started
 
 
