@@ -562,6 +562,43 @@ def _shown(path: Path, given, root: Path) -> str:
     return str(path.resolve().relative_to(root))
 
 
+def _parse(path, root) -> tuple[Path, Path, Path, str, bytes, dict]:
+    """The manifest file, its folder, the confinement root, its name for messages, its bytes
+    and its TOML content."""
+    manifest = _manifest_file(Path(path))
+    folder = manifest.resolve().parent
+    confine = Path(root).resolve() if root is not None else folder
+    if not folder.is_relative_to(confine):
+        raise ManifestError(manifest.name, "the manifest lies outside the folder it must stay in")
+    shown = _shown(manifest, path, confine)
+    raw = manifest.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ManifestError(shown, f"not UTF-8 text (byte {err.start})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ManifestError(shown, f"TOML syntax error: {err}") from None
+    return manifest, folder, confine, shown, raw, data
+
+
+def check_paths(path, *, root=None) -> None:
+    """Refuse a manifest whose ``[[files]]`` paths leave the study folder (or ``root``).
+
+    The confinement :func:`load_study` applies, without reading any data file: for a server
+    that checks a study at submission and loads it later.
+
+    Raises
+    ------
+    ManifestError
+        An absolute path, ``..`` or a symbolic link out; names the entry, no resolved path.
+    """
+    _, folder, confine, shown, _, data = _parse(path, root)
+    for i, item in enumerate(_table_list(shown, data, "files")):
+        rel = item.get("path")
+        if isinstance(rel, str):
+            _confined(shown, f"files #{i + 1} ({rel})", folder, confine, rel)
+
+
 def load_study(path, *, unreadable: str = "raise", root=None) -> Study:
     """Load a study folder (or its ``manifest.toml``) with all its spectra and DC records.
 
@@ -584,19 +621,7 @@ def load_study(path, *, unreadable: str = "raise", root=None) -> Study:
     FileFormatError
         A data file cannot be read (names the file as the manifest writes it).
     """
-    manifest = _manifest_file(Path(path))
-    folder = manifest.resolve().parent
-    confine = Path(root).resolve() if root is not None else folder
-    if not folder.is_relative_to(confine):
-        raise ManifestError(manifest.name, "the manifest lies outside the folder it must stay in")
-    shown = _shown(manifest, path, confine)
-    raw = manifest.read_bytes()
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ManifestError(shown, f"not UTF-8 text (byte {err.start})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ManifestError(shown, f"TOML syntax error: {err}") from None
+    manifest, folder, confine, shown, raw, data = _parse(path, root)
     info = data.get("study", {})
     if not isinstance(info, dict):
         raise ManifestError(shown, "'study' must be a table ([study])")

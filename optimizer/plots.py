@@ -4,7 +4,7 @@ All functions take the campaign's saved state (:meth:`optimizer.campaign.Campaig
 JSON a campaign file or the server's database holds) and return a matplotlib ``Figure`` (or
 plain data); callers save it or inline it with :func:`png_tag`. One implementation serves the
 closed-loop report (:mod:`optimizer.closed_loop`), the server's campaign report
-(``service.campaign_report``) and :func:`optimizer.campaign.plot_progress`.
+(``service.campaigns.report``) and :func:`optimizer.campaign.plot_progress`.
 
 - :func:`best_so_far_figure` — every observation (± sd) by the round it was proposed in, and the
   best so far per round (the convergence plot of one objective).

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from inference.errors import SigmalabError
-from service.commands import analyze, campaign, fit, inspect, jobs, lab, serve, token
+from service.commands import analyze, campaign, fit, gc, inspect, jobs, lab, serve, token
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
 app.command("inspect")(inspect.inspect)
@@ -24,6 +24,7 @@ app.add_typer(token.app, name="token")
 app.command("submit")(jobs.submit)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(campaign.app, name="campaign")
+app.command("gc")(gc.gc)
 
 
 def main() -> None:

@@ -37,30 +37,20 @@ from pathlib import Path
 import tomli_w
 
 from inference.errors import InputError
-from service import connectors, jobs, schedules
-from service.campaigns import (
-    ACTIVE,
-    CANCELLED,
-    FAILED,
-    IDLE,
-    MISSED,
-    OBJECTIVE_KINDS,
-    QUEUED,
-    RUNNING,
-    SIGMA_TEMPERATURE_C,
-    SKIPPED,
-    UNFINISHED,
-    CampaignStore,
-    new_arrivals,
-    principal_of,
-    read_manifest,
-)
+from service.campaigns import connectors, schedules
+from service.campaigns.ingest import new_arrivals, read_manifest
+from service.campaigns.manager import OBJECTIVE_KINDS, principal_of
+from service.campaigns.store import ACTIVE, UNFINISHED, CampaignStore
 from service.config import Settings
+from service.errors import LimitExceeded, RequestInvalid
+from service.kinds.analyze_study import AnalyzeStudyRequest
+from service.kinds.propose import ProposeRequest
 from service.manager import JobManager
-from service.store import CANCELLED as JOB_CANCELLED
-from service.store import FAILED as JOB_FAILED
-from service.store import SUCCEEDED as JOB_SUCCEEDED
-from service.store import LimitExceeded
+from service.status import JobStatus, RunStatus
+
+#: Temperature of the conductivities told to the campaign (°C): the analysis' summary one.
+SIGMA_TEMPERATURE_C = 30.0
+QUEUED, RUNNING = RunStatus.QUEUED, RunStatus.RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +69,7 @@ class Scheduler:
         self.settings, self.manager, self.campaigns = settings, manager, campaigns
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._compacted_at = 0.0
 
     def start(self) -> Scheduler:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
@@ -107,6 +98,18 @@ class Scheduler:
                 )
         for run in self.campaigns.unfinished_runs():
             self._guarded(self.advance, run)
+        if now - self._compacted_at > self.settings.run_compaction_s:
+            self._compacted_at = now
+            for campaign in self.campaigns.list():
+                self._guarded(self.compact, campaign, now)
+
+    def compact(self, campaign: dict, now: float) -> None:
+        """Fold the campaign's old skipped, missed and idle fires into counts."""
+        self.campaigns.compact(
+            campaign["id"],
+            keep=self.settings.run_rows_kept,
+            older_than=now - self.settings.run_compaction_s,
+        )
 
     def _guarded(self, fn, *args) -> None:
         try:
@@ -140,7 +143,7 @@ class Scheduler:
         for fire, action, late in plan:
             if action == schedules.MISSED:
                 message = f"due while no scheduler ran; catch-up policy {spec['catch_up']}"
-                self.campaigns.claim_fire(campaign["id"], fire, "cron", MISSED, message)
+                self.campaigns.claim_fire(campaign["id"], fire, "cron", RunStatus.MISSED, message)
             else:
                 self._fire(campaign, fire, "cron", late)
         self.campaigns.advance_cursor(campaign["id"], due[-1])
@@ -154,7 +157,7 @@ class Scheduler:
             message = (
                 f"round {active[0]['id'][:8]} was still {active[0]['status']} (overlap forbid)"
             )
-            self.campaigns.claim_fire(campaign["id"], fire, trigger, SKIPPED, message)
+            self.campaigns.claim_fire(campaign["id"], fire, trigger, RunStatus.SKIPPED, message)
             return
         claimed = self.campaigns.claim_fire(campaign["id"], fire, trigger, QUEUED)
         if claimed is not None and action == schedules.REPLACE:
@@ -168,7 +171,7 @@ class Scheduler:
             if self.campaigns.update_run(
                 run["id"],
                 {"status": run["status"], "step": run["step"]},
-                status=CANCELLED,
+                status=RunStatus.CANCELLED,
                 message=reason,
                 finished_at=time.time(),
             ):
@@ -223,7 +226,11 @@ class Scheduler:
 
     def _fail(self, run: dict, message: str) -> bool:
         self.campaigns.update_run(
-            run["id"], {"status": RUNNING}, status=FAILED, message=message, finished_at=time.time()
+            run["id"],
+            {"status": RUNNING},
+            status=RunStatus.FAILED,
+            message=message,
+            finished_at=time.time(),
         )
         return False
 
@@ -237,7 +244,7 @@ class Scheduler:
             job, _ = self.manager.submit(who, request, files, key)
         except LimitExceeded:
             return None  # retried on a later tick
-        except jobs.RequestInvalid as exc:
+        except RequestInvalid as exc:
             self._fail(run, f"the {request.kind} job was refused: {exc}")
             return None
         return job
@@ -245,9 +252,9 @@ class Scheduler:
     def _job_outcome(self, run: dict, job_id: str) -> dict | None:
         """The job's row once it succeeded; fails the run if it failed; None while running."""
         job = self.manager.store.get_job(job_id)
-        if job["status"] == JOB_SUCCEEDED:
+        if job["status"] == JobStatus.SUCCEEDED:
             return job
-        if job["status"] in (JOB_FAILED, JOB_CANCELLED):
+        if job["status"] in (JobStatus.FAILED, JobStatus.CANCELLED):
             self._fail(
                 run, f"{job['kind']} job {job_id} {job['status']}: {job['error_message'] or ''}"
             )
@@ -264,7 +271,7 @@ class Scheduler:
                 n_measured=n_measured,
             )
         if run["analyze_job"] is None:
-            request = jobs.AnalyzeStudyRequest(
+            request = AnalyzeStudyRequest(
                 kind="analyze_study",
                 method=campaign["spec"]["analysis"]["method"],
                 seed=campaign["spec"]["seed"],
@@ -289,7 +296,7 @@ class Scheduler:
         result = None
         if run["analyze_job"] is not None:
             job = self.manager.store.get_job(run["analyze_job"])
-            result = self.manager.artifacts.root / job["artifact_path"]  # the job's result.nc
+            result = self.manager.artifact_file(job)  # the job's result.nc
         batches = self.campaigns.measurements(campaign["id"], run_id=run["id"])
         folder = self.campaigns.dir(campaign["id"]) / "measurements"
         optimizer = Campaign.from_dict(campaign["state"])
@@ -312,7 +319,7 @@ class Scheduler:
             values["step"] = "propose"
         else:
             pending = len(optimizer.pending)
-            values |= {"status": IDLE, "step": None, "finished_at": time.time()}
+            values |= {"status": RunStatus.IDLE, "step": None, "finished_at": time.time()}
             values["message"] = f"nothing new to tell; {pending} proposals still pending"
         return (
             self.campaigns.commit_tell(run, campaign["version"], optimizer.to_dict(), told, values)
@@ -321,7 +328,7 @@ class Scheduler:
 
     def _propose(self, campaign: dict, run: dict) -> bool:
         if run["propose_job"] is None or run["propose_version"] != campaign["version"]:
-            request = jobs.ProposeRequest(
+            request = ProposeRequest(
                 kind="propose", campaign=campaign["state"], q=campaign["spec"]["q"]
             )
             key = f"campaign-run-{run['id']}-propose-v{campaign['version']}"
@@ -337,7 +344,7 @@ class Scheduler:
         job = self._job_outcome(run, run["propose_job"])
         if job is None:
             return False
-        out = json.loads((self.manager.artifacts.root / job["artifact_path"]).read_text())
+        out = json.loads(self.manager.artifact_file(job).read_text())
         proposals = out["proposals"]
         for p, predicted in zip(proposals, predictions(campaign["state"], proposals), strict=True):
             p["predicted"] = predicted

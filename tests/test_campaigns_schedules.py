@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service import schedules
-from service.schedules import MISSED, RUN, ScheduleError
+from service.campaigns import schedules
+from service.campaigns.schedules import MISSED, RUN
+from service.errors import CampaignInvalid
 
 
 def ts(*args) -> float:
@@ -29,7 +30,7 @@ def ts(*args) -> float:
     ],
 )
 def test_bad_schedules_name_their_field(spec, field):
-    with pytest.raises(ScheduleError) as err:
+    with pytest.raises(CampaignInvalid) as err:
         schedules.parse_schedule(spec)
     assert err.value.field == field
     assert "\n" not in str(err.value)
@@ -89,7 +90,7 @@ def test_overlap_actions():
     assert schedules.overlap_action("forbid", 1, late=True) == schedules.QUEUE
     assert schedules.overlap_action("allow", 2) == schedules.START
     assert schedules.overlap_action("replace", 1) == schedules.REPLACE
-    with pytest.raises(ScheduleError) as err:
+    with pytest.raises(CampaignInvalid) as err:
         schedules.check_policy("overlap", "sometimes", schedules.OVERLAP_POLICIES)
     assert err.value.field == "overlap"
 
