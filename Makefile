@@ -12,7 +12,7 @@ export MPLBACKEND := Agg
 export RAY_USAGE_STATS_ENABLED := 0
 DEMO_OUT := out/emley2023
 
-.PHONY: demo test bench lint format serve dataset screenshots clean
+.PHONY: demo test faults bench lint format serve dataset screenshots clean
 
 $(STAMP): pyproject.toml
 	@mkdir -p $(TMPDIR)
@@ -28,8 +28,17 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/sigmalab analyze datasets/emley2023 --out $(DEMO_OUT)
 
+# The service tests run on SQLite and on a real PostgreSQL server, which they start
+# themselves from the server binaries this installs (apt, as root) when they are missing.
 test: $(STAMP)
+	@scripts/ensure-postgres.sh
 	$(PY) -m pytest
+
+# The service's fault tests (Ray's raylet and GCS killed, database connections dropped, a
+# full disk), on both databases: minutes, so apart from `make test`; CI runs both.
+faults: $(STAMP)
+	@scripts/ensure-postgres.sh
+	$(PY) -m pytest -m faults
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[service]" --group bench

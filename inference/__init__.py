@@ -20,6 +20,7 @@ from inference.rate_capability import capacity_retention
 from inference.readers import detect_format, read_dc, read_records, read_spectra, read_spectrum
 from inference.spectrum import from_complex, make_dc, make_spectrum, to_complex
 from inference.study import Study, load_study
+from inference.window import trim
 
 __all__ = [
     "Circuit",
@@ -58,4 +59,5 @@ __all__ = [
     "read_spectrum",
     "simulate_spectrum",
     "to_complex",
+    "trim",
 ]

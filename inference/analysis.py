@@ -55,6 +55,8 @@ RATE_C_RATES = (1 / 3, 1 / 2)
 #: A stage-1 fit whose chains disagree this much (r̂ above) is excluded: its chains found
 #: different solutions (typically two arcs swapped), so its σ summary means nothing.
 RHAT_EXCLUDE = 1.1
+#: σ reported further than this outside a kind's measured temperatures is flagged (K).
+EXTRAPOLATION_WARN_K = 10.0
 ProgressFn = Callable[[dict], None]
 
 
@@ -251,6 +253,26 @@ class StudyResult:
                 }
         return out
 
+    def temperature_warnings(self) -> list[str]:
+        """One line per requested temperature more than :data:`EXTRAPOLATION_WARN_K` outside
+        the temperatures a kind was measured at (σ there is an Arrhenius extrapolation)."""
+        out = []
+        ok = self.records[self.records["status"] == "ok"]
+        for kind in self.kinds:
+            measured = ok.loc[ok["kind"] == kind, "temperature_K"].to_numpy(float) - ZERO_C_K
+            if measured.size == 0:
+                continue
+            low, high = float(measured.min()), float(measured.max())
+            for t in self.settings.get("temperatures_C", []):
+                gap = max(low - t, t - high)
+                if gap > EXTRAPOLATION_WARN_K:
+                    side = "below" if t < low else "above"
+                    out.append(
+                        f"{kind} σ at {t:g} °C is extrapolated {gap:.0f} K {side} the measured "
+                        f"{low:g}–{high:g} °C: the Arrhenius law is assumed to hold there"
+                    )
+        return out
+
     def diagnostics(self) -> dict:
         """Convergence of the Arrhenius layer(s) and of the stage-1 fits, KK flags, failures."""
         rhat, ess, div = [], [], 0
@@ -320,7 +342,7 @@ class StudyResult:
         ]
         settings = {
             k: self.settings[k]
-            for k in ("method", "joint", "seed", "draws", "chains", "tune", "circuit")
+            for k in ("kind", "method", "joint", "seed", "draws", "chains", "tune", "circuit")
             if k in self.settings
         }
         settings["reference_temperature_K"] = {
@@ -335,6 +357,7 @@ class StudyResult:
                 "comparisons": [c for t in temps for c in self.comparisons(t)],
                 "diagnostics": self.diagnostics(),
                 "rate_capability": rate,
+                "warnings": self.temperature_warnings(),
                 "settings": settings,
                 "timing_s": dict(self.timing_s),
             }

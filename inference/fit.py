@@ -215,6 +215,9 @@ def fit_spectrum(
     lsq=None,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    f_min_Hz: float | None = None,
+    f_max_Hz: float | None = None,
+    drop_inductive: bool = False,
 ) -> SpectrumFit:
     """Fit one spectrum.
 
@@ -238,11 +241,17 @@ def fit_spectrum(
     lsq : a least-squares fit to start from (computed when omitted).
     progress : called with ``{"phase", "done", "total", "divergences"}`` events.
     should_stop : polled between sampling chunks; returning True raises :class:`FitCancelled`.
+    f_min_Hz, f_max_Hz, drop_inductive : fit only the points in this window
+        (:func:`inference.window.trim`); the fit's ``observed`` is the trimmed spectrum, its
+        attrs record the window and ``n_points_dropped``, and the Kramers–Kronig check runs
+        on the points fitted. A spectrum trimmed before (``trim`` or a manifest window) keeps
+        its window.
 
     Raises
     ------
     InputError
-        Bad circuit string (``CircuitError``), bad spectrum (NaN, < 5 points), bad options.
+        Bad circuit string (``CircuitError``), bad spectrum (NaN, < 5 points), bad options, a
+        window that leaves fewer than 5 points.
     ModelError
         The spectrum cannot be fitted by this circuit at all (e.g. no capacitive part).
     FitCancelled
@@ -264,6 +273,9 @@ def fit_spectrum(
         lsq=[lsq] if lsq is not None else None,
         progress=progress,
         should_stop=should_stop,
+        f_min_Hz=f_min_Hz,
+        f_max_Hz=f_max_Hz,
+        drop_inductive=drop_inductive,
     )[0]
 
 
@@ -284,16 +296,21 @@ def fit_spectra(
     lsq: list | None = None,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    f_min_Hz: float | None = None,
+    f_max_Hz: float | None = None,
+    drop_inductive: bool = False,
 ) -> list[SpectrumFit]:
     """Fit several spectra with one circuit; the sampler is compiled once per spectrum length.
 
-    Same parameters as :func:`fit_spectrum` (``lsq`` a list, one per spectrum); spectrum ``i``
-    uses seed ``seed + i``. Progress events carry ``spectrum`` (0-based) and ``n_spectra``.
+    Same parameters as :func:`fit_spectrum` (``lsq`` a list, one per spectrum; the window
+    applies to every spectrum); spectrum ``i`` uses seed ``seed + i``. Progress events carry
+    ``spectrum`` (0-based) and ``n_spectra``.
     """
     from inference.lsq import fit_lsq
+    from inference.window import trim
 
     c = parse_circuit(circuit)
-    spectra = [as_spectrum(s) for s in spectra]
+    spectra = [trim(as_spectrum(s), f_min_Hz, f_max_Hz, drop_inductive) for s in spectra]
     _check_options(method, likelihood, draws, tune, chains)
     if lsq is not None and len(lsq) != len(spectra):
         raise InputError(f"lsq: {len(lsq)} fits for {len(spectra)} spectra")
@@ -645,6 +662,11 @@ def _provenance(fit, spectrum, *, sampler, seed, draws, tune, chains, likelihood
         "thickness_sd_cm",
         "area_sd_cm2",
         "cell_type",
+        "f_min_Hz",
+        "f_max_Hz",
+        "drop_inductive",
+        "n_points_measured",
+        "n_points_dropped",
     ):
         if key in spectrum.attrs:
             attrs[key] = spectrum.attrs[key]

@@ -863,6 +863,14 @@ def _failures_banner(result) -> str:
     )
 
 
+def _warnings_banner(result) -> str:
+    lines = result.temperature_warnings()
+    if not lines:
+        return ""
+    items = "".join(f"<li>{_e(line)}</li>" for line in lines)
+    return f'<div class="banner warn"><b>Extrapolation</b><ul>{items}</ul></div>'
+
+
 def render_report(result) -> str:
     """The report of ``result`` as one HTML string."""
     s = result.settings
@@ -877,10 +885,12 @@ def render_report(result) -> str:
     )
     parts = [
         f"<h1>{_e(result.study_name)}: conductivities and activation energies</h1>",
-        f'<p class="sub">{_e(s.get("date", ""))} · stage-1 method <b>{_e(s.get("method", ""))}</b>'
+        f'<p class="sub">{_e(s.get("date", ""))} · {_e(s.get("kind", "").replace("_", " "))}'
+        f" study · stage-1 method <b>{_e(s.get('method', ''))}</b>"
         f" · {model} · seed {s.get('seed', 0)}</p>",
         f"<p>{_status_pill(result)}</p>",
         _failures_banner(result),
+        _warnings_banner(result),
     ]
     d = result.diagnostics()
     n_ok = d["fits"]["n"]

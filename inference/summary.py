@@ -26,7 +26,9 @@
       "rate_capability": [                       model prediction (physics.md §2.7 proxy)
         {"recipe": str, "temperature_C": float, "c_rate_per_h": float,
          "median": float, "ci90": [lo, hi]}],
-      "settings": {"method": str, "joint": bool, "seed": int, "draws": int, "chains": int,
+      "warnings": [str],                         e.g. σ requested > 10 K outside the measured range
+      "settings": {"kind": str,                  the study's kind (composite_cathode, …)
+                   "method": str, "joint": bool, "seed": int, "draws": int, "chains": int,
                    "tune": int, "circuit": str, "reference_temperature_K": {kind: float}},
       "timing_s": {"total": float, "fits": float, "arrhenius": float, ...}
     }

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - older typer on the real click
     from click import exceptions as click_errors
 
 from inference.errors import SigmalabError
-from service.commands import analyze, campaign, fit, inspect, jobs, lab, serve, token
+from service.commands import analyze, campaign, fit, gc, inspect, jobs, lab, serve, token
 from service.commands.output import USAGE_EXIT, error_line, width
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
@@ -31,6 +31,7 @@ app.add_typer(token.app, name="token")
 app.command("submit")(jobs.submit)
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(campaign.app, name="campaign")
+app.command("gc")(gc.gc)
 
 
 def version() -> str:

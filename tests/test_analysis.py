@@ -104,6 +104,59 @@ def test_campaign_learns_from_a_real_study_result(small_result):
     assert c.best()["params"]["process"] == "dry"
 
 
+@pytest.mark.slow
+def test_one_study_gives_the_same_observations_on_every_path(small_study, small_result, written):
+    """tell_study, the closed loop and the scheduled campaign turn one result into identical
+    observations: mean and sd of the recipe-level log10 σ draws (optimizer.observations)."""
+    from optimizer import Campaign
+    from optimizer.closed_loop import round_observations
+    from service.scheduler import observations_from
+
+    space = {
+        "binder_wt_pct": {"type": "real", "low": 0, "high": 3},
+        "process": {"type": "categorical", "choices": ["dry", "wet"]},
+    }
+    metrics = {"sigma_ion": "maximize", "sigma_el": "maximize"}
+    params = {name: {k: SMALL_RECIPES[name][k] for k in space} for name in SMALL_RECIPES}
+
+    def proposed() -> Campaign:
+        # The study's recipes as the campaign's pending proposals (the closed loop names a
+        # round's recipes by their proposal ids), after one failed experiment.
+        c = Campaign(space, metrics, seed=0)
+        c.tell([{"params": {"binder_wt_pct": 2.0, "process": "dry"}, "failed": True}])
+        for name, p in params.items():
+            c.pending[name] = {"params": c.space.validate(p), "round": 1, "asked_at": None}
+        return c
+
+    told = {}
+    c = proposed()
+    c.tell_study(small_result, params)
+    told["tell_study"] = c.history[1:]
+    c = proposed()
+    c.tell(round_observations(c, small_result, list(params), 30.0, {}))
+    told["closed loop"] = c.history[1:]
+    c = proposed()
+    batches = [{"batch": small_study.name, "recipes": {name: name for name in params}}]
+    obs, status, notes = observations_from(
+        written / "result.nc", batches, small_study.parent, list(metrics), "job-1"
+    )
+    assert not notes and set(status.values()) == {"told"}
+    c.tell(obs)
+    told["scheduler"] = c.history[1:]
+
+    expected = {}
+    for name in params:
+        for m, kind in (("sigma_ion", "ionic"), ("sigma_el", "electronic")):
+            draws = small_result.log10_sigma_draws(kind, 30.0).sel(recipe=name)
+            expected[(name, m, "mean")] = float(draws.mean())
+            expected[(name, m, "sd")] = float(draws.std())
+    for path, history in told.items():
+        assert not any(h["failed"] for h in history), path
+        got = {(h["id"], m, "mean"): h["values"][m] for h in history for m in metrics}
+        got |= {(h["id"], m, "sd"): h["sd"][m] for h in history for m in metrics}
+        assert got == pytest.approx(expected, rel=1e-9), path
+
+
 def test_compare_is_antisymmetric_and_checks_names(small_result):
     ab = small_result.compare("dry", "wet", "electronic", 30.0)
     ba = small_result.compare("wet", "dry", "electronic", 30.0)
@@ -315,3 +368,23 @@ def test_cli_analyze_prints_the_summary_as_json(small_study, small_result, tmp_p
     assert (
         json.loads((tmp_path / "summary.json").read_text())["conductivity"] == doc["conductivity"]
     )
+
+
+def test_sigma_far_outside_the_measured_temperatures_is_flagged(small_result, tmp_path):
+    import dataclasses
+
+    from inference.report import _warnings_banner  # render_report's banner (plots cost ~15 s)
+
+    assert small_result.temperature_warnings() == []  # 30 and 60 °C lie in 30–70 °C
+    far = dataclasses.replace(
+        small_result, settings={**small_result.settings, "temperatures_C": [30.0, 85.0, 500.0]}
+    )
+    warnings = far.temperature_warnings()
+    assert len(warnings) == 2 * len(far.kinds)  # 85 °C is 15 K above 70 °C, 500 °C far above
+    assert any(
+        "σ at 500 °C is extrapolated 430 K above the measured 30–70 °C" in w for w in warnings
+    )
+    summary = far.summary_dict()
+    assert summary["warnings"] == warnings and summary["settings"]["kind"] == "composite_cathode"
+    assert "extrapolated 430 K above" in _warnings_banner(far)
+    assert _warnings_banner(small_result) == ""

@@ -166,7 +166,7 @@ def test_serve_without_the_service_extra_says_how_to_get_it(tmp_path, capsys, mo
 
 def test_the_cli_and_client_import_without_the_service_extra():
     """A notebook install (no Ray, FastAPI, SQLAlchemy, croniter) still has CLI and client."""
-    blocked = ["ray", "fastapi", "uvicorn", "multipart", "sqlalchemy", "croniter"]
+    blocked = ["ray", "fastapi", "uvicorn", "multipart", "sqlalchemy", "alembic", "croniter"]
     code = (
         "import sys\n"
         f"for name in {blocked!r}: sys.modules[name] = None\n"

@@ -12,7 +12,8 @@ Convention (also stated at the end of README.md):
 - Blocks run in order in one scratch folder that holds what the examples name:
   ``cell1_30C.mpt`` (a spectrum of the bundled study), ``data/*.mpt`` (three of them) and
   ``datasets/emley2023`` — a *subset* of the bundled study (dry_PTFE and wet_NBR, one ion- and
-  one electron-blocking cell each, at 30 and 75 °C) so that analysing it takes seconds.
+  one electron-blocking cell each, at 30 and 75 °C) so that analysing it takes seconds —
+  and ``tests/data`` (the repository's instrument files, linked).
   ``SIGMALAB_URL`` and ``SIGMALAB_TOKEN`` point at the test server (a real uvicorn + Ray).
 """
 
@@ -126,6 +127,8 @@ def examples_dir(tmp_path_factory) -> Path:
     for path in eis[:3]:
         shutil.copy(path, root / "data" / path.name)
     _subset_study(root / "datasets" / "emley2023")
+    (root / "tests").mkdir()
+    (root / "tests" / "data").symlink_to(REPO / "tests" / "data", target_is_directory=True)
     return root
 
 

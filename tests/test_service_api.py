@@ -273,6 +273,7 @@ def test_propose_job_returns_proposals_inside_the_space(live_server):
     assert len(result["campaign"]["pending"]) == 3
 
 
+@pytest.mark.parametrize("live_server", ["sqlite"], indirect=True)  # the database plays no part
 def test_analyze_study_job_by_dataset_name(live_server):
     from inference.summary import validate_summary
     from optimizer.virtual_lab import LabSettings, simulate_study
@@ -301,6 +302,12 @@ def test_analyze_study_job_by_dataset_name(live_server):
         assert {(c["recipe"], c["kind"]) for c in summary["conductivity"]} == {
             (r, k) for r in recipes for k in ("ionic", "electronic")
         }
+    # No result file (NetCDF, summary, report) names the server's folders.
+    data_dir = str(live_server.settings.data_dir).encode()
+    files = [p for p in (live_server.settings.artifacts_dir / job.id).rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"result.nc", "summary.json", "report.html"}
+    for path in files:
+        assert data_dir not in path.read_bytes(), path.name
 
 
 def test_health_needs_no_token(live_server):

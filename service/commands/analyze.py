@@ -208,6 +208,8 @@ def analyze(
         return
     _print_tables(console, result)
     _print_diagnostics(console, result)
+    for line in result.temperature_warnings():
+        console.print(Text(f"warning: {line}", style="yellow"))
     console.print(
         f"wrote {paths['result']}, {paths['summary']}, {paths['report']} "
         f"({result.timing_s['total']:.0f} s)"

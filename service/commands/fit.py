@@ -16,6 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from inference.errors import InputError, SigmalabError
+from service.commands import reading
 from service.commands.output import fail, output_dir, print_json, table
 
 console = Console()
@@ -99,17 +100,37 @@ def fit(
     sampler: Annotated[str, typer.Option(help="blackjax, pymc or nutpie.")] = "blackjax",
     likelihood: Annotated[str, typer.Option(help="normal or studentt.")] = "normal",
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("."),
+    f_min: reading.FMin = None,
+    f_max: reading.FMax = None,
+    drop_inductive: reading.DropInductive = False,
+    format: reading.Format = None,
+    columns: reading.Columns = None,
+    imag_sign: reading.ImagSign = None,
+    decimal: reading.Decimal = None,
+    delimiter: reading.Delimiter = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Fit every spectrum in FILE (or its DC record) and write NAME.nc and NAME.png."""
+    """Fit every spectrum in FILE (or its DC record) and write NAME.nc and NAME.png.
+
+    Example: ``sigmalab fit cell.txt --f-min 5 --columns 0,1,2 --method lsq``.
+    """
     from inference.dc import fit_dc
     from inference.fit import fit_spectra
     from inference.readers import read_records
+    from inference.window import trim
 
     try:
         constants = _constants(constant)
+        options = reading.reader_options(format, columns, imag_sign, decimal, delimiter)
+        window = reading.window_options(f_min, f_max, drop_inductive)
         output_dir(out)
-        records = read_records(file)
+        records = read_records(file, **options)
+        if window and "time" in records[0].dims:
+            raise InputError(
+                f"{file}: --f-min, --f-max and --drop-inductive apply to spectra; "
+                "this file holds a DC record"
+            )
+        records = [trim(r, **window) for r in records] if window else records
         progress, update = _progress_bar(disable=as_json)
         with progress:
             if "time" in records[0].dims:
@@ -185,6 +206,18 @@ def _report(result, name: str) -> None:
         f"max r̂ {d['max_rhat']:.3f}, min ESS bulk {d['min_ess_bulk']:.0f}, "
         f"tail {d['min_ess_tail']:.0f}, {d['divergences']} divergences"
     )
+    a = result.attrs
+    if "n_points_dropped" in a:
+        bounds = [
+            f"{label} {a[key]:g} Hz"
+            for label, key in (("f ≥", "f_min_Hz"), ("f ≤", "f_max_Hz"))
+            if key in a
+        ] + (["no inductive points"] if a.get("drop_inductive") else [])
+        fitted = a["n_points_measured"] - a["n_points_dropped"]
+        console.print(
+            f"window: {', '.join(bounds)}; {a['n_points_dropped']} of {a['n_points_measured']} "
+            f"points dropped, {fitted} fitted (Kramers–Kronig on these)"
+        )
     kk = getattr(result, "kk", None)
     if kk is not None:
         style = "green" if kk.passed else "red"

@@ -17,8 +17,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from inference.errors import InputError
 from inference.inspect import describe_file
-from service.commands.output import print_json
+from service.commands import reading
+from service.commands.output import fail, print_json
 
 
 def _si(value: float, unit: str) -> str:
@@ -53,13 +55,22 @@ def _temperature(info: dict) -> str:
 
 def inspect(
     files: Annotated[list[Path], typer.Argument(help="Instrument files to check.")],
+    format: reading.Format = None,
+    columns: reading.Columns = None,
+    imag_sign: reading.ImagSign = None,
+    decimal: reading.Decimal = None,
+    delimiter: reading.Delimiter = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object per file.")
     ] = False,
 ) -> None:
     """Show, per file, the format detected, points, frequency range, temperature, DC steps
-    and a verdict; exits with status 1 if any file cannot be read."""
-    infos = [describe_file(path) for path in files]
+    and a verdict; exits with status 1 if any file cannot be read (2 for a bad option)."""
+    try:
+        options = reading.reader_options(format, columns, imag_sign, decimal, delimiter)
+    except InputError as exc:
+        fail(str(exc))
+    infos = [describe_file(path, **options) for path in files]
     failed = sum(not info["ok"] for info in infos)
     if as_json:
         print_json(infos)

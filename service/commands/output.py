@@ -137,7 +137,7 @@ def connect(url: str | None, token: str | None):
 
 
 #: The packages of the ``sigmalab[service]`` extra, by import name.
-SERVICE_MODULES = ("ray", "fastapi", "uvicorn", "multipart", "sqlalchemy", "croniter")
+SERVICE_MODULES = ("ray", "fastapi", "uvicorn", "multipart", "sqlalchemy", "alembic", "croniter")
 
 
 def require_service(command: str) -> None:

@@ -30,13 +30,18 @@ def create(
     data_dir: DataDir,
     scope: Annotated[str, typer.Option(help="read, submit or admin")] = "submit",
     max_active_jobs: Annotated[int, typer.Option(help="unfinished jobs allowed at once")] = 50,
+    max_active_campaigns: Annotated[
+        int, typer.Option(help="active campaigns allowed at once")
+    ] = 10,
     db: Db = None,
 ) -> None:
     """Create a token; it is printed once, as the last word of the output."""
     from service.auth import create_token
 
     try:
-        token_id, token = create_token(_store(data_dir, db), name, scope, max_active_jobs)
+        token_id, token = create_token(
+            _store(data_dir, db), name, scope, max_active_jobs, max_active_campaigns
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     Console().print(f"token {token_id} for {name} (scope {scope}): {token}", highlight=False)
