@@ -72,9 +72,11 @@ def test_output_paths_are_checked_before_any_work(tmp_path, capsys, monkeypatch)
     _must_not_run(monkeypatch, "inference.fit.fit_spectra")
     _must_not_run(monkeypatch, "inference.readers.read_records")
     code, _, err = run(["fit", EXAMPLE, "--out", "/proc/forbidden"], capsys)
-    assert_one_line_error(code, err, "--out /proc/forbidden", "cannot create")
+    assert_one_line_error(code, err, "--out /proc/forbidden: cannot write in /proc")
     code, _, err = run(["fit", EXAMPLE, "--out", a_file], capsys)
     assert_one_line_error(code, err, "is a file")
+    code, _, err = run(["fit", EXAMPLE, "--out", a_file / "below"], capsys)
+    assert_one_line_error(code, err, "is below a file")
 
     _must_not_run(monkeypatch, "inference.analysis.analyze_study")
     code, _, err = run(["analyze", STUDY, "--out", a_file], capsys)
@@ -93,7 +95,14 @@ def test_output_paths_are_checked_before_any_work(tmp_path, capsys, monkeypatch)
     assert_one_line_error(code, err, "is a folder")
     deep = "/proc/forbidden/" + "very-long-folder-name/" * 4 + "result.nc"
     code, _, err = run(["jobs", "result", "abc", "--out", deep], capsys)
-    assert_one_line_error(code, err, "/…/result.nc: its folder: cannot create")  # shortened
+    assert_one_line_error(code, err, "/…/result.nc: cannot write in /proc")  # shortened
+
+
+def test_a_checked_output_folder_is_not_created_when_the_command_fails(tmp_path, capsys):
+    out = tmp_path / "new" / "fits"
+    code, _, err = run(["fit", EXAMPLE, "--circuit", "R0-p(R1,CPE1", "--out", out], capsys)
+    assert_one_line_error(code, err, "R0-p(R1,CPE1")
+    assert not (tmp_path / "new").exists()
 
 
 def test_usage_mistakes_are_one_line(capsys):

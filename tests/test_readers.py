@@ -615,7 +615,7 @@ def test_inspect_cli_lists_every_file_and_fails_if_one_is_bad(tmp_path):
     result = runner.invoke(app, [str(MPT), str(CHRONOA), str(bad)], env={"COLUMNS": "250"})
     assert result.exit_code == 1, result.output
     assert "biologic-mpt" in result.output and "43" in result.output
-    assert "2 steps: 0, 0.5 V" in result.output
+    assert "2 steps" in result.output and "0…0.5 V" in result.output
     assert "binary file, not a text export" in result.output
     ok = runner.invoke(app, [str(MPT), str(GAMRY)], env={"COLUMNS": "250"})
     assert ok.exit_code == 0, ok.output

@@ -152,7 +152,9 @@ def report(
     """Write the campaign's HTML report."""
     output_file(out, "--out")
     with _client(url, token) as client:
-        client.campaign(campaign_id).report(out)
+        campaign = client.campaign(campaign_id)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        campaign.report(out)
         console.print(f"wrote {out}", highlight=False)
 
 

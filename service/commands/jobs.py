@@ -163,6 +163,7 @@ def result(
     output_file(out)
     with _client(url, token) as client:
         job = client.job(job_id)
+        out.parent.mkdir(parents=True, exist_ok=True)
         job.result(path=out)
         console.print(f"wrote {out}", highlight=False)
         if job.info.kind != "propose":

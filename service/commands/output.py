@@ -2,7 +2,7 @@
 
 A user mistake ends a command with one line on stderr, ``error: …``, at most as wide as the
 terminal (80 columns when it is not one), and exit code 2, *before* any work is done: output
-folders and files are checked (created, probed with a temporary file) first. ``--json``
+folders and files are checked first (probed with a temporary file, nothing left behind). ``--json``
 output goes to stdout alone, as one JSON document, so that it pipes into ``jq``.
 """
 
@@ -74,37 +74,41 @@ def fail(message: str, code: int = USAGE_EXIT) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _probe(folder: Path, option: str) -> None:
-    """Create and remove a temporary file in ``folder``: is it writable?"""
+def _probe(folder: Path, path: Path, option: str) -> None:
+    """Create and remove a temporary file in ``folder``: can ``path`` be written there?"""
     try:
         fd, tmp = tempfile.mkstemp(prefix=".sigmalab-probe-", dir=folder)
     except OSError as err:
-        raise InputError(f"{option} {folder}: not writable ({err.strerror})") from None
+        where = "" if folder == path else f" in {folder}"
+        raise InputError(f"{option} {path}: cannot write{where} ({err.strerror})") from None
     os.close(fd)
     os.unlink(tmp)
 
 
 def output_dir(path: Path, option: str = "--out") -> Path:
-    """Check (and create) an output folder before any work.
+    """Check an output folder before any work, creating nothing: it is a folder (or does not
+    exist yet) and it, or the nearest folder above it that exists, takes a new file.
+
+    The folder itself is made when the results are written.
 
     Raises
     ------
     InputError
-        ``path`` is a file, cannot be created or is not writable; the message names ``option``.
+        ``path`` (or a path above it) is a file, or nothing can be written there; the message
+        names ``option``.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise InputError(f"{option} {path}: is a file, not a folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"{option} {path}: cannot create ({err.strerror})") from None
-    _probe(path, option)
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"is below a file, {existing}"
+        raise InputError(f"{option} {path}: {what}, not a folder")
+    _probe(existing, path, option)
     return path
 
 
 def output_file(path: Path, option: str = "--out") -> Path:
-    """Check an output file's place before any work: not a folder, its folder writable."""
+    """Check an output file's place before any work (not a folder; its folder writable or
+    creatable), creating nothing."""
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{option} {path}: is a folder, not a file name")
@@ -112,7 +116,7 @@ def output_file(path: Path, option: str = "--out") -> Path:
         output_dir(path.parent, option)
     except InputError as err:  # name the file the user gave, not its folder
         reason = str(err).rsplit(": ", 1)[-1]
-        raise InputError(f"{option} {path}: its folder: {reason}") from None
+        raise InputError(f"{option} {path}: {reason}") from None
     return path
 
 
