@@ -29,7 +29,8 @@ import numpy as np
 from benchmarks.eis_fit import CIRCUIT, _rms_rel, simulated_cases
 from inference.circuits import parse_circuit, simulate_spectrum
 from inference.fit import fit_spectra
-from inference.lsq import POOR_FACTOR, POOR_FLOOR, fit_lsq, initial_guess
+from inference.fit_quality import fit_quality
+from inference.lsq import fit_lsq, initial_guess
 
 THICKNESS_CM, THICKNESS_SD_CM = 0.006, 0.0002  # 60 ± 2 µm
 AREA_CM2, AREA_SD_CM2 = 1.267, 0.01
@@ -122,7 +123,7 @@ def _family(name: str, cases: list[dict], rng) -> tuple[list[dict], str]:
         guess = initial_guess(case["dataset"], circuit)
         theirs = _impedance_py(circuit_string, case["dataset"], guess, names)
         # impedance.py "converges" when its rms is within the bound lsq uses for a poor fit.
-        poor_limit = POOR_FACTOR * start.kk.rms_residual + POOR_FLOOR
+        poor_limit = fit_quality(start.rms_rel, start.kk).limit_rel
         converged = theirs is not None and (
             _rms_rel(circuit, [theirs[p] for p in names], case["dataset"]) <= poor_limit
         )

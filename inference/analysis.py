@@ -54,6 +54,8 @@ CURVE_POINTS = 160
 #: Rate-capability pushforward (physics.md §2.7): temperature and C-rates (h⁻¹).
 RATE_TEMPERATURE_C = 60.0
 RATE_C_RATES = (1 / 3, 1 / 2)
+#: σ reported further than this outside a kind's measured temperatures is flagged (K).
+EXTRAPOLATION_WARN_K = 10.0
 ProgressFn = Callable[[dict], None]
 
 
@@ -85,7 +87,8 @@ class StudyResult:
     arrhenius : kind → ArviZ DataTree of the Arrhenius layer (see :func:`arr.fit_arrhenius`).
     fits : record id → stage-1 fit as an ArviZ DataTree: ``posterior`` (natural-unit
         parameters, every draw), ``sample_stats`` and ``log_likelihood``.
-    curves : spectrum id → data and fitted Nyquist median / 90 % band.
+    curves : record id → for a spectrum, data and fitted Nyquist median / 90 % band (dim
+        ``frequency``); for a DC record, the steady-state current per bias step (dim ``step``).
     settings : kind (the study's, see :class:`inference.study.Study`), method, joint, seed,
         draws, chains, tune, circuit, resistance, temperatures_C, command, versions, date.
     timing_s : wall time per phase, s (``total`` included).
@@ -296,6 +299,26 @@ class StudyResult:
         """The study's verdict (the report's badge): :func:`inference.diagnostics.study_verdict`."""
         return dg.study_verdict(self.records["verdict"].tolist(), self.layer_verdicts())
 
+    def temperature_warnings(self) -> list[str]:
+        """One line per requested temperature more than :data:`EXTRAPOLATION_WARN_K` outside
+        the temperatures a kind was measured at (σ there is an Arrhenius extrapolation)."""
+        out = []
+        ok = self.records[self.records["status"] == "ok"]
+        for kind in self.kinds:
+            measured = ok.loc[ok["kind"] == kind, "temperature_K"].to_numpy(float) - ZERO_C_K
+            if measured.size == 0:
+                continue
+            low, high = float(measured.min()), float(measured.max())
+            for t in self.settings.get("temperatures_C", []):
+                gap = max(low - t, t - high)
+                if gap > EXTRAPOLATION_WARN_K:
+                    side = "below" if t < low else "above"
+                    out.append(
+                        f"{kind} σ at {t:g} °C is extrapolated {gap:.0f} K {side} the measured "
+                        f"{low:g}–{high:g} °C: the Arrhenius law is assumed to hold there"
+                    )
+        return out
+
     def diagnostics(self) -> dict:
         """Convergence of the Arrhenius layer(s) and of the stage-1 fits, KK flags, failures,
         the per-record verdicts and the study's verdict."""
@@ -419,6 +442,7 @@ class StudyResult:
                 "diagnostics": self.diagnostics(),
                 "rate_capability": rate,
                 "rate_capability_note": self.rate_capability_note(),
+                "warnings": self.temperature_warnings(),
                 "settings": settings,
                 "timing_s": dict(self.timing_s),
             }
@@ -695,12 +719,14 @@ def _nyquist_curves(ds: xr.Dataset, circuit, posterior: xr.Dataset) -> xr.Datase
 
     The band is that of the model curve (no measurement noise), from the thinned draws.
     """
+    from inference.fit import model_curves
+
     f = np.asarray(ds["frequency"].values, dtype=float)
     grid = np.geomspace(f.max(), f.min(), CURVE_POINTS)
-    flat = posterior.stack(sample=("chain", "draw"))
-    params = {n: np.asarray(flat[n].values, float)[:, None] for n in circuit.param_names}
-    with np.errstate(all="ignore"):
-        re, im = circuit.evaluate(params, grid)
+    z = model_curves(
+        circuit, posterior, grid, max_draws=posterior.sizes["chain"] * posterior.sizes["draw"]
+    )
+    re, im = z.real, z.imag
     q = [0.05, 0.5, 0.95]
     return xr.Dataset(
         {
@@ -718,6 +744,25 @@ def _nyquist_curves(ds: xr.Dataset, circuit, posterior: xr.Dataset) -> xr.Datase
             ),
         },
         coords={"frequency": f, "frequency_fit": grid, "quantile": q},
+        attrs={
+            "temperature_K": float(ds.attrs.get("temperature_K", math.nan)),
+            "cell": str(ds.attrs.get("cell_id", "")),
+            "recipe": str(ds.attrs.get("recipe", "")),
+        },
+    )
+
+
+def _dc_curves(ds: xr.Dataset, fit) -> xr.Dataset:
+    """The steady-state current per bias step of a DC fit: the points of the report's I–V plot."""
+    steps = fit.steps
+    return xr.Dataset(
+        {
+            "voltage_V": ("step", steps["voltage_V"].to_numpy(float), {"units": "V"}),
+            "current_A": ("step", steps["current_A"].to_numpy(float), {"units": "A"}),
+            "current_sd_A": ("step", steps["current_sd_A"].to_numpy(float), {"units": "A"}),
+            "settled": ("step", steps["settled"].to_numpy().astype("int8")),
+        },
+        coords={"step": steps["step"].to_numpy()},
         attrs={
             "temperature_K": float(ds.attrs.get("temperature_K", math.nan)),
             "cell": str(ds.attrs.get("cell_id", "")),
@@ -764,7 +809,7 @@ def _fit_ion_spectra(spectra, circuit, resistance, options, progress, rows, fits
     _report_progress(progress, stage, len(spectra), len(spectra), "")
 
 
-def _fit_dc_records(records, options, progress, rows, fits):
+def _fit_dc_records(records, options, progress, rows, fits, curves):
     """Stage 1 for electron cells: one DC fit per record."""
     from inference.dc import fit_dc
 
@@ -777,6 +822,7 @@ def _fit_dc_records(records, options, progress, rows, fits):
             fit = fit_dc(ds, **{**options, "seed": options["seed"] + i})
             _summarise_sigma(row, ds, fit)
             fits[rid] = _fit_tree(fit, ["R_ohm", "V0_V"])
+            curves[rid] = _dc_curves(ds, fit)
         except FitCancelled:
             raise
         except Exception as err:  # noqa: BLE001 — one bad record must not sink the study
@@ -924,7 +970,7 @@ def analyze_study(
     t0 = time.perf_counter()
     dc = [ds for ds in study.dc_records() if ds.attrs.get("cell_type") == "electron"]
     if dc:
-        _fit_dc_records(dc, fit_options, progress, rows, fits)
+        _fit_dc_records(dc, fit_options, progress, rows, fits, curves)
     timing["fits_electronic"] = time.perf_counter() - t0
     for skipped in study.unreadable:
         ds = xr.Dataset(attrs={**skipped, "manifest_path": skipped["file"]})

@@ -148,5 +148,5 @@ def _message(table, fits, preferred, best, tied) -> str:
 
 
 def _flagged(diag) -> bool:
-    """True when ``az.compare``'s ``diag_elpd`` cell names a problem (it is "" or missing when not)."""
+    """True when an ``az.compare`` ``diag_elpd`` cell names a problem ("" or missing if not)."""
     return isinstance(diag, str) and bool(diag.strip())

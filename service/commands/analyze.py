@@ -9,35 +9,30 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from inference.errors import SigmalabError
+from service.commands.output import fail, output_dir, print_json, table
 
 FORM_LABEL = {"sigma": "σ = σ0·exp(−Ea/kT)", "sigmaT": "σ·T = A·exp(−Ea/kT)"}
 
 
 def _sci(x: float) -> str:
-    return f"{x:.3g}"
+    return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
 
 
 def _print_tables(console: Console, result) -> None:
     paper = result.paper.get("sigma", {})
     for t in result.settings["temperatures_C"]:
-        table = Table(
-            title=f"Conductivity at {t:g} °C (median, 90 % interval)", title_justify="left"
-        )
-        for col in ("recipe", "kind", "σ (S/cm)", "90 % interval", "prior-dominated"):
-            table.add_column(col, justify="left" if col in ("recipe", "kind") else "right")
-        if paper:
-            table.add_column("paper", justify="right")
-            table.add_column("median/paper", justify="right")
+        columns = ["recipe", "kind", "σ (S/cm)", "90 % interval", "prior-dom."]
+        columns += ["paper", "÷ paper"] if paper else []
+        conductivity = table(*columns, title=f"Conductivity at {t:g} °C (median)", left=2)
         for r in result.conductivity_table(t).itertuples():
             cells = [
                 r.recipe,
                 r.kind,
                 _sci(r.median_S_per_cm),
-                f"{_sci(r.ci90_lo_S_per_cm)} – {_sci(r.ci90_hi_S_per_cm)}",
+                f"{_sci(r.ci90_lo_S_per_cm)}–{_sci(r.ci90_hi_S_per_cm)}",
                 _prior_flag(r.prior_dominated),
             ]
             if paper:
@@ -48,24 +43,26 @@ def _print_tables(console: Console, result) -> None:
                     Text(_sci(p), style=style) if p else "–",
                     f"{r.median_S_per_cm / p:.2f}" if p else "–",
                 ]
-            table.add_row(*cells)
-        console.print(table)
+            conductivity.add_row(*cells)
+        console.print(conductivity)
     form = FORM_LABEL[result.settings.get("arrhenius_form", "sigma")]
-    ea = Table(title=f"Activation energy (eV), {form}", title_justify="left")
-    for col in ("recipe", "kind", "median", "90 % interval", "prior-dominated"):
-        ea.add_column(col, justify="left" if col in ("recipe", "kind") else "right")
+    ea = table(
+        "recipe", "kind", "median", "90 % interval", "prior-dom.",
+        title=f"Activation energy (eV), {form}", left=2,
+    )  # fmt: skip
     for r in result.activation_energy_table().itertuples():
         ea.add_row(
             r.recipe,
             r.kind,
             f"{r.median_eV:.4f}",
-            f"{r.ci90_lo_eV:.4f} – {r.ci90_hi_eV:.4f}",
+            f"{r.ci90_lo_eV:.4f}–{r.ci90_hi_eV:.4f}",
             _prior_flag(r.prior_dominated),
         )
     console.print(ea)
-    comp = Table(title="Recipe comparisons: σ ratio", title_justify="left")
-    for col in ("ratio", "kind", "T", "median", "90 % interval", "P(>1)"):
-        comp.add_column(col, justify="left" if col in ("ratio", "kind") else "right")
+    comp = table(
+        "ratio", "kind", "T", "median", "90 % interval", "P(>1)",
+        title="Recipe comparisons: σ ratio", left=2,
+    )  # fmt: skip
     for t in result.settings["temperatures_C"]:
         for c in result.comparisons(t):
             comp.add_row(
@@ -73,15 +70,16 @@ def _print_tables(console: Console, result) -> None:
                 c["kind"],
                 f"{t:g} °C",
                 f"{c['ratio_median']:.3g}×",
-                f"{c['ratio_ci90'][0]:.3g} – {c['ratio_ci90'][1]:.3g}",
+                f"{c['ratio_ci90'][0]:.3g}–{c['ratio_ci90'][1]:.3g}",
                 f"{c['p_greater']:.3f}",
             )
     console.print(comp)
     ratios = result.paper.get("ratios", {})
     if ratios:
-        console.print(
-            "Paper's ratios (30 °C): " + ", ".join(f"{k} = {v:g}×" for k, v in ratios.items())
-        )
+        quoted = table("ratio quoted by the paper (30 °C)", "value")
+        for name, value in ratios.items():
+            quoted.add_row(name, f"{value:g}×")
+        console.print(quoted)
 
 
 def _prior_flag(flag) -> Text:
@@ -90,13 +88,13 @@ def _prior_flag(flag) -> Text:
 
 def _print_verdicts(console: Console, result) -> None:
     """Records that are not ok, with their reasons (the verdict table of the diagnostics)."""
-    table = result.verdict_table()
-    bad = table[table["verdict"] != "ok"]
+    verdicts = result.verdict_table()
+    bad = verdicts[verdicts["verdict"] != "ok"]
     if bad.empty:
         return
-    out = Table(title="Records that are not ok", title_justify="left")
-    for col in ("record", "T (°C)", "verdict", "reasons"):
-        out.add_column(col, justify="right" if col == "T (°C)" else "left")
+    out = table("record", "T (°C)", "verdict", "reasons", title="Records that are not ok")
+    out.columns[2].justify = out.columns[3].justify = "left"
+    out.columns[3].no_wrap = False
     for r in bad.itertuples():
         style = "red" if r.verdict == "excluded" else "yellow"
         out.add_row(
@@ -191,17 +189,21 @@ def analyze(
         typer.Option(help="Keep about this many draws per stage-1 fit in result.nc (default all)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print summary.json and the paths, no tables.")
+    ] = False,
 ) -> None:
     """Fit every spectrum and DC record of a study, the hierarchical Arrhenius layer per kind;
     print σ, Ea and recipe comparisons; write result.nc, summary.json and report.html.
 
     Example: ``sigmalab analyze datasets/emley2023 --out out/emley2023``. Exit status: 0 when
     the verdict is ok, 1 when the results were written with the verdict warning (see the
-    diagnostics printed), 2 for a user error (nothing written).
+    diagnostics printed), 2 for a user error (nothing written). With ``--json`` the exit
+    status is 0 once the results are written; the verdict is in ``diagnostics.verdict``.
     """
     from inference.analysis import analyze_study
 
-    console, errors = Console(), Console(stderr=True, soft_wrap=True)
+    console = Console()
     args = [
         "sigmalab",
         "analyze",
@@ -229,14 +231,15 @@ def analyze(
     try:
         if not study_dir.exists():
             raise SigmalabError(f"{study_dir}: no such study folder")
+        output_dir(out)
         with Progress(
             TextColumn("{task.description:<22}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[item]}"),
             TimeElapsedColumn(),
-            console=console,
-            disable=quiet,
+            console=Console(stderr=True) if as_json else console,
+            disable=quiet or as_json,
             transient=False,
         ) as bars:
             tasks: dict[str, int] = {}
@@ -269,10 +272,14 @@ def analyze(
             )
         paths = result.write(out, keep_draws=keep_draws)
     except SigmalabError as err:
-        errors.print(Text(f"error: {err}", style="red"))
-        raise typer.Exit(2) from None
+        fail(str(err))
+    if as_json:
+        print_json({"outputs": {k: str(v) for k, v in paths.items()}, **result.summary_dict()})
+        return
     _print_tables(console, result)
     _print_diagnostics(console, result)
+    for line in result.temperature_warnings():
+        console.print(Text(f"warning: {line}", style="yellow"))
     console.print(
         f"wrote {paths['result']}, {paths['summary']}, {paths['report']} "
         f"({result.timing_s['total']:.0f} s)"
