@@ -310,6 +310,18 @@ def fit_lsq(
                 best, best_rms = trial, trial_rms
             if best_rms <= restart_limit:
                 break
+        # Arcs that are not interchangeable (an R‖CPE with a Warburg in series beside a plain
+        # one) can still trade their R and CPE: a local optimum the Sobol box rarely leaves.
+        # One more start per such pair, from the best fit with the two arcs' values swapped.
+        for a, b in _swapped_starts(c, free):
+            if best_rms <= restart_limit:
+                break
+            start = best.x.copy()
+            start[a], start[b] = best.x[b], best.x[a]
+            trial = run(np.clip(start, lower + 1e-9, upper - 1e-9))
+            n_used += 1
+            if trial.cost < best.cost:
+                best, best_rms = trial, rms_rel(trial.x)
 
     # Arcs in series commute: put interchangeable ones back in the string's frequency order.
     perm = _arc_order_permutation(c, natural(best.x), arcs_high_to_low, set(constants))
@@ -448,6 +460,29 @@ def _profile_limit(residual, x, k, direction, lower, upper, best, s2) -> tuple[f
         else:
             inside = mid
     return float(outside), False
+
+
+def _swapped_starts(c: Circuit, free: list[str]) -> list[tuple[list[int], list[int]]]:
+    """Index lists (into ``free``) of the parameters of R_k, CPE_k and of R_m, CPE_m for every
+    pair of numbers k < m whose R and CPE are all fitted and whose arcs do not simply commute
+    (those :func:`_arc_order_permutation` settles): swapping them gives another start."""
+    slot = {n: i for i, n in enumerate(free)}
+    nodes = {node.name: node for node in c.elements}
+    outer = c.tree.children if isinstance(c.tree, Series) else (c.tree,)
+    commuting = {a.r for a in c.arcs if a.label in {child.to_string() for child in outer}}
+    numbers = []
+    for name, node in nodes.items():
+        k = name[len(node.element.symbol) :]
+        if node.element.symbol == "CPE" and f"R{k}" in nodes:
+            names = [f"R{k}", *node.param_names]
+            if all(n in slot for n in names):
+                numbers.append((f"R{k}", [slot[n] for n in names]))
+    return [
+        (ia, ib)
+        for i, (ra, ia) in enumerate(numbers)
+        for rb, ib in numbers[i + 1 :]
+        if not (ra in commuting and rb in commuting)
+    ]
 
 
 def _checked_values(c: Circuit, values: Mapping[str, float] | None, what: str) -> dict:
