@@ -283,6 +283,17 @@ class StudyResult:
                 }
         return out
 
+    def posterior(self, rid: str, keep: int | None = None) -> xr.Dataset | None:
+        """The stage-1 posterior of record ``rid`` (natural-unit parameters), thinned evenly
+        to about ``keep`` draws when given; None when the record has no fit."""
+        from inference.fit import thin_draws
+
+        fit = self.fits.get(rid)
+        if fit is None:
+            return None
+        post = fit["posterior"].to_dataset() if isinstance(fit, xr.DataTree) else fit
+        return thin_draws(post, keep)
+
     def verdict_table(self) -> pd.DataFrame:
         """One row per stage-1 record: diagnostics, ``verdict`` and ``reasons``
         (:func:`inference.diagnostics.verdict_table`); what the report and the CLI show."""

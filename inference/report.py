@@ -23,6 +23,7 @@ import numpy as np
 
 from inference import arrhenius as arr
 from inference import diagnostics as dg
+from inference.plots import N_BAND_DRAWS
 from inference.rate_capability import PROXY_ERROR_LOGIT_SD
 
 ZERO_C_K = 273.15
@@ -330,7 +331,7 @@ def _model(result, rid: str, curve):
     from inference.fit import model_curves
 
     circuit = result.settings["circuit"]
-    post = result.fits[rid]
+    post = result.posterior(rid, keep=N_BAND_DRAWS)
     f = curve["frequency"].values
     z = curve["z_real"].values + 1j * curve["z_imag"].values
     f_fit = curve["frequency_fit"].values
@@ -354,7 +355,7 @@ def _zoom_limits(result, rid: str, z) -> tuple[float, float, float, float] | Non
     others = [a.r for a in c.arcs if a.r != composite]
     if not others or composite is None:
         return None
-    post = result.fits[rid]
+    post = result.posterior(rid)
     width = sum(float(np.median(post[r].values)) for r in others)
     x0 = float(np.min(z.real))
     span = float(np.max(z.real)) - min(x0, 0.0)
@@ -458,7 +459,7 @@ def iv_figure(result, recipe: str) -> str | None:
     shades = plt.cm.viridis(np.linspace(0.0, 0.85, len(items)))
     fig, ax = plt.subplots(figsize=(6.2, 3.8), layout="constrained")
     for (rid, steps), shade in zip(items, shades, strict=True):
-        post = result.fits[rid]
+        post = result.posterior(rid, keep=N_BAND_DRAWS)
         iv(ax, steps["voltage_V"].values, steps["current_A"].values,
            steps["current_sd_A"].values, post["R_ohm"].values, post["V0_V"].values, color=shade,
            label=f"{steps.attrs['temperature_K'] - ZERO_C_K:.0f} °C")  # fmt: skip
@@ -770,7 +771,7 @@ def _parameters_table(result) -> str:
     outlier = result.outlier_probability()
     for r in recs.itertuples():
         css, verdict = _verdict_cell(r, outlier)
-        post = result.fits.get(r.id)
+        post = result.posterior(r.id)
         cells = [
             _interval_cell(post[n].values, "Ω") if post is not None and n in post else "–"
             for n in names
@@ -795,7 +796,7 @@ def _dc_table(result) -> str:
     outlier = result.outlier_probability()
     for r in recs.itertuples():
         css, verdict = _verdict_cell(r, outlier)
-        post = result.fits.get(r.id)
+        post = result.posterior(r.id)
         has = post is not None and "R_ohm" in post
         rows.append(
             [_e(r.id), verdict, f"{r.temperature_K - ZERO_C_K:.0f} °C",

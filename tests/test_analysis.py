@@ -356,7 +356,7 @@ def test_report_shows_every_spectrum_fit(small_result, written):
     assert [rid for rid, _ in rows] == list(ionic["id"])
     for rid, cells in rows:
         medians = [_ohm(m) for m in re.findall(r"<td>([^<]+Ω)<br>", cells)]
-        post = small_result.fits[rid]
+        post = small_result.posterior(rid)
         expected = [float(np.median(post[n].values)) for n in ("R0", "R1", "R2", "R3")]
         np.testing.assert_allclose(medians, expected, rtol=0.006)  # 3 significant digits
         assert 'class="pill ok">ok<' in cells or "pill warn" in cells
