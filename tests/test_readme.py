@@ -151,7 +151,16 @@ def _run_bash(block: Block, cwd: Path) -> None:
                 contextlib.redirect_stdout(out) if out else contextlib.nullcontext(),
             ):
                 main(expanded)
-            assert stop.value.code == 0, f"{block.name}: `{line}` exited {stop.value.code}"
+            code = stop.value.code
+            if argv[1] == "analyze" and code == 1:
+                # documented: results written, verdict warning (e.g. a divergence in the small
+                # subset's Arrhenius layer); the summary must say so
+                summary = json.loads(
+                    (cwd / argv[argv.index("--out") + 1] / "summary.json").read_text()
+                )
+                assert summary["diagnostics"]["verdict"] == "warning", block.name
+                continue
+            assert code == 0, f"{block.name}: `{line}` exited {code}"
         else:
             done = subprocess.run(["bash", "-c", line], cwd=cwd, capture_output=True, text=True)
             assert done.returncode == 0, f"{block.name}: `{line}`: {done.stderr}"
