@@ -5,9 +5,10 @@ classifier, fitted the same way for every recommender and for :meth:`Campaign.pr
 - :func:`fit_gp` — a :class:`~optimizer.surrogate.GPSurrogate` on the successful observations,
   each with its own noise (the sd told with it). Two hyperparameter restarts while data are few;
   past 100 points one when cold, none when warm-started from the last fit of the same model
-  (L-BFGS-B from those hyperparameters only), which keeps ``ask(4)`` near a second. The fitted hyperparameters are written back under the model's key
-  (``"objective:<name>"``, ``"constraint:<name>"``, ``"scalarized"``), so a saved and loaded
-  campaign fits exactly as the original would.
+  (L-BFGS-B from those hyperparameters only), which keeps ``ask(4)`` near a second. The fitted
+  hyperparameters are written back under the model's key (``"objective:<name>"``,
+  ``"constraint:<name>"``, ``"scalarized"``), so a saved and loaded campaign fits exactly as the
+  original would.
 - :class:`Feasibility` — log P(outcome constraints met) from a GP per constrained metric plus the
   failure classifier's log weight (:mod:`optimizer.feasibility`), added to any log acquisition.
 
