@@ -318,10 +318,10 @@ def _nuts_fit(
     init = eis_model.initial_point(c, start.params, spectrum, priors)
     if not all(np.isfinite(v) for v in init.values()):
         raise ModelError(f"{_source(spectrum)}: the least-squares start is not finite ({init})")
-    key = eis_model.model_key(c, f.size, priors, likelihood)
+    key = eis_model.model_key(c, priors, likelihood)
     smp = get_sampler(
         key,
-        lambda: eis_model.build_model(c, f.size, priors, likelihood),
+        lambda: eis_model.build_model(c, priors, likelihood),
         sampler=sampler,
         chains=chains,
         tune=tune,
