@@ -6,9 +6,12 @@
 >>> result.compare("dry_PTFE", "wet_NBR", kind="ionic")             # doctest: +SKIP
 >>> result.write("out/emley2023")      # result.nc, summary.json, report.html  # doctest: +SKIP
 
-Stage 1 (per record): an ion cell's spectrum is fitted with the study's circuit
-(:func:`inference.fit.fit_spectra`, batched so that one compiled sampler serves every spectrum of
-the same structure); an electron cell's DC record with :func:`inference.dc.fit_dc`. Each gives
+Stage 1 (per record, :func:`fit_records`): an ion cell's spectrum is fitted with the study's
+circuit (:func:`inference.fit.fit_spectra`; one compiled sampler serves every spectrum of the
+same structure); an electron cell's DC record with :func:`inference.dc.fit_dc`. The records are
+cut into batches run by worker processes (``workers=``, default the available cores; or any
+executor, e.g. Ray in the service, see :mod:`inference.workers`); every record has its own seed,
+so the result does not depend on how many workers ran it. Each gives
 draws of σ = L/(R·A) at the *reported* geometry, summarised as the mean and sd of log10 σ (the
 fit's own uncertainty); the geometry's uncertainty is kept apart, per cell, because it moves all
 temperatures of a cell together (see :mod:`inference.arrhenius`).
@@ -16,7 +19,8 @@ temperatures of a cell together (see :mod:`inference.arrhenius`).
 A record whose file or fit fails is listed in :attr:`StudyResult.failures` with the reason and
 left out of stage 2; a spectrum that fails its Kramers–Kronig check is flagged and kept.
 
-Stage 2: :func:`inference.arrhenius.fit_arrhenius` per kind (``ionic``, ``electronic``), or with
+Stage 2: :func:`inference.arrhenius.fit_arrhenius` per kind (``ionic``, ``electronic``; the two
+layers run side by side on the workers), or with
 ``joint=True`` the ionic layer is fitted together with every ion spectrum
 (:func:`inference.arrhenius.fit_joint_arrhenius`; slow, see there).
 """

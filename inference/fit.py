@@ -11,6 +11,7 @@ least-squares fit with Laplace draws (Gaussian on the fit's log/logit scale), la
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -521,7 +522,8 @@ def _warnings(fit: SpectrumFit) -> list[str]:
     return out
 
 
-def _versions() -> dict:
+@functools.cache
+def _package_versions() -> tuple:
     from importlib import metadata
 
     out = {}
@@ -530,7 +532,12 @@ def _versions() -> dict:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
-    return out
+    return tuple(out.items())
+
+
+def _versions() -> dict:
+    """Versions of sigmalab and the libraries a fit depends on (looked up once)."""
+    return dict(_package_versions())
 
 
 def input_hash(dataset: xr.Dataset) -> str:

@@ -16,6 +16,7 @@ stale file only means tracing again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -58,6 +59,27 @@ def _path(key: str) -> Path | None:
     return root / "samplers" / f"{digest}.npz"
 
 
+@contextlib.contextmanager
+def locked(key: str):
+    """Hold a file lock on ``key`` (no-op without a cache folder or ``fcntl``): a process that
+    traces and compiles a sampler does so alone, the others wait and then load its work."""
+    path = _path(key)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def load(key: str) -> tuple[dict, dict] | None:
     """``(meta, {name: jax.export.Exported})`` stored under ``key``, or None."""
     path = _path(key)
@@ -86,6 +108,7 @@ def save(key: str, meta: dict, functions: dict) -> None:
         return
     blobs = {f"fn_{n}": np.frombuffer(bytes(f.serialize()), np.uint8) for n, f in functions.items()}
     header = json.dumps({**meta, "key": key, "functions": list(functions)}).encode()
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(suffix=".npz.tmp", dir=path.parent)
@@ -94,10 +117,13 @@ def save(key: str, meta: dict, functions: dict) -> None:
         os.replace(tmp, path)
         _prune(path.parent)
     except OSError:  # a full or read-only disk: run without storing
-        return
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _prune(folder: Path) -> None:
+    """Remove the oldest entries (and their lock files) beyond :data:`MAX_FILES`."""
     files = sorted(folder.glob("*.npz"), key=lambda p: p.stat().st_mtime)
     for old in files[:-MAX_FILES]:
         old.unlink(missing_ok=True)
+        old.with_suffix(".lock").unlink(missing_ok=True)

@@ -8,9 +8,12 @@ Three back ends, chosen by ``sampler=``:
     (``pymc.sampling.jax.get_jaxified_graph``). Window adaptation and NUTS then run in
     ``jax.jit``-compiled functions with the chains ``vmap``-ped and the data, the initial point and
     the random keys as *arguments*, so one compilation serves every data set of the same shape.
-    Window adaptation uses a dense mass matrix (see :class:`BlackjaxSampler`). Sampling runs
-    in a few ``lax.scan`` chunks so that progress can be reported and a cancellation honoured
-    between them; four chunks cost no measurable time against one (0.50 vs 0.53 s warm).
+    Window adaptation uses a dense mass matrix seeded with the inverse Hessian at the starting
+    point (see :class:`BlackjaxSampler`). Sampling runs in a few ``lax.scan`` chunks so that
+    progress can be reported and a cancellation honoured between them; four chunks cost no
+    measurable time against one (0.50 vs 0.53 s warm). The traced functions are exported
+    (``jax.export``) and kept on disk (:mod:`inference.sampler_store`): a new process loads them
+    in milliseconds, builds no PyMC model, and takes the compiled code from JAX's cache.
 ``"pymc"``
     PyMC's own NUTS (``pm.sample``), the fallback that needs nothing beyond PyMC; ~10× slower.
 ``"nutpie"``
@@ -92,8 +95,9 @@ class JaxModel:
 
     def __init__(self, model):
         import pytensor.tensor as pt
-        from pymc.sampling.jax import get_jaxified_graph
         from pytensor.graph.replace import graph_replace
+
+        get_jaxified_graph = _jaxified_graph_converter()
 
         self.model = model
         data = list(model.data_vars)
@@ -149,6 +153,26 @@ class JaxModel:
         ]
         out = self.forward_fn(*vals, *self.data_args(data))
         return np.concatenate([np.ravel(np.asarray(o)) for o in out])
+
+
+def _jaxified_graph_converter():
+    """``pymc.sampling.jax.get_jaxified_graph``, imported without its side effect.
+
+    That module sets ``XLA_FLAGS=--xla_force_host_platform_device_count=100`` when first
+    imported; a process that imported it then compiled under other XLA options than one that
+    did not (it loaded a stored sampler), so neither found the other's entries in JAX's
+    persistent cache. The variable is put back as it was.
+    """
+    import os
+
+    before = os.environ.get("XLA_FLAGS")
+    from pymc.sampling.jax import get_jaxified_graph
+
+    if before is None:
+        os.environ.pop("XLA_FLAGS", None)
+    else:
+        os.environ["XLA_FLAGS"] = before
+    return get_jaxified_graph
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,20 +254,22 @@ class BlackjaxSampler:
         """The traced functions for data of these shapes: from memory, from disk, or traced."""
         signature = _shape_signature(data)
         with self._lock:
-            if signature not in self._functions:
-                key = None
-                if self.store_key is not None:
-                    key = repr((self.store_key, self.chains, self.tune, self.chunk, signature))
-                    key += repr(sorted(self.settings.items()))
-                stored = sampler_store.load(key) if key is not None else None
-                if stored is not None:
-                    traced = _Traced(*stored)
-                else:
-                    traced = _Traced.trace(self, data)
-                    if key is not None:
+            if signature in self._functions:
+                return self._functions[signature]
+            if self.store_key is None:
+                traced = _Traced.trace(self, data)
+            else:
+                key = repr((self.store_key, self.chains, self.tune, self.chunk, signature))
+                key += repr(sorted(self.settings.items()))
+                # Locked across processes, so that parallel workers trace and compile a new
+                # sampler once: the others wait, then load it and hit JAX's cache.
+                with sampler_store.locked(key):
+                    stored = sampler_store.load(key)
+                    traced = _Traced(*stored) if stored else _Traced.trace(self, data)
+                    if not stored:
                         sampler_store.save(key, traced.meta, traced.exported)
-                self._functions[signature] = traced
-            return self._functions[signature]
+            self._functions[signature] = traced
+            return traced
 
     def run(
         self,
@@ -345,8 +371,9 @@ class _Traced:
 
         jax.config.update("jax_enable_x64", True)
         self.meta, self.exported = meta, exported
-        for name, fn in exported.items():
-            setattr(self, name, jax.jit(fn.call))
+        for name, fn in exported.items():  # compiled now (or taken from JAX's cache)
+            specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in fn.in_avals]
+            setattr(self, name, jax.jit(fn.call).lower(*specs).compile())
 
     def data_args(self, data: dict) -> list[np.ndarray]:
         """The data arrays in the order the functions take them."""
