@@ -80,6 +80,12 @@ def locked(key: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def has(key: str) -> bool:
+    """Whether an entry for ``key`` is on disk (it may still fail to load)."""
+    path = _path(key)
+    return path is not None and path.is_file()
+
+
 def load(key: str) -> tuple[dict, dict] | None:
     """``(meta, {name: jax.export.Exported})`` stored under ``key``, or None."""
     path = _path(key)

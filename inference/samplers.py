@@ -246,9 +246,17 @@ class BlackjaxSampler:
             self._jmodel = JaxModel(self.model)
         return self._jmodel
 
+    def _key(self, signature: tuple) -> str | None:
+        if self.store_key is None:
+            return None
+        key = repr((self.store_key, self.chains, self.tune, self.chunk, signature))
+        return key + repr(sorted(self.settings.items()))
+
     def ready(self, data: dict) -> bool:
-        """Whether the functions for data of these shapes are loaded in this process."""
-        return _shape_signature(data) in self._functions
+        """Whether data of these shapes need no tracing (loaded here, or stored on disk)."""
+        signature = _shape_signature(data)
+        key = self._key(signature)
+        return signature in self._functions or (key is not None and sampler_store.has(key))
 
     def functions(self, data: dict) -> _Traced:
         """The traced functions for data of these shapes: from memory, from disk, or traced."""
@@ -256,11 +264,10 @@ class BlackjaxSampler:
         with self._lock:
             if signature in self._functions:
                 return self._functions[signature]
-            if self.store_key is None:
+            key = self._key(signature)
+            if key is None:
                 traced = _Traced.trace(self, data)
             else:
-                key = repr((self.store_key, self.chains, self.tune, self.chunk, signature))
-                key += repr(sorted(self.settings.items()))
                 # Locked across processes, so that parallel workers trace and compile a new
                 # sampler once: the others wait, then load it and hit JAX's cache.
                 with sampler_store.locked(key):
