@@ -63,7 +63,9 @@ def run_batches(
     ----------
     fn : a module-level function (it is pickled to the workers).
     work : the batches.
-    executor : where to run them; None runs them here, one after the other.
+    executor : where to run them; None runs them here, one after the other. An executor may
+        offer ``wait(fs, timeout, return_when)`` (like :func:`concurrent.futures.wait`) to
+        block its own way; the Ray executor does, so that a waiting task lends its CPU.
     on_done : called in this process with (batch index, result) as each batch finishes.
     should_stop : polled while waiting; when it returns True, batches not started are
         cancelled, running ones are asked to stop (``Future.cancel``) and
@@ -81,9 +83,10 @@ def run_batches(
         executor.submit(fn, batch, *args): i for i, batch in enumerate(work)
     }
     pending = set(futures)
+    wait_for = getattr(executor, "wait", wait)
     try:
         while pending:
-            done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
+            done, pending = wait_for(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
             for future in done:
                 i = futures[future]
                 results[i] = future.result()

@@ -320,14 +320,24 @@ def _run_fit(request, inputs_dir, out_dir, progress, should_stop) -> str:
 
 
 def _run_study(request, inputs_dir, datasets_dir, out_dir, progress, should_stop) -> str:
-    from inference.analysis import analyze_study
+    from inference.errors import FitCancelled
+    from service.study_fanout import analyze
 
     study = datasets_dir / request["dataset"] if request["dataset"] is not None else inputs_dir
     if request["dataset"] is None:
         study = study / request["manifest"]
     if should_stop():
         raise JobStopped("cancelled before the analysis started")
-    result = analyze_study(study, method=request["method"], seed=request["seed"], progress=progress)
+    try:  # the fits fan out over the Ray cluster (service.study_fanout)
+        result = analyze(
+            study,
+            method=request["method"],
+            seed=request["seed"],
+            progress=progress,
+            should_stop=should_stop,
+        )
+    except FitCancelled as exc:
+        raise JobStopped(str(exc)) from exc
     if should_stop():
         raise JobStopped("cancelled after the analysis, before its files were written")
     result.write(out_dir)

@@ -1,0 +1,95 @@
+"""A study job fans its fits out over the Ray cluster: a second node takes part, the result is
+the one a local analysis gives, and a cancel stops every task."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.service_fixtures import live_server, ray_address, wait_for  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+RECIPES = {
+    "dry": {"binder": "PTFE", "binder_wt_pct": 0.5, "process": "dry"},
+    "wet": {"binder": "NBR", "binder_wt_pct": 0.5, "process": "wet"},
+}
+
+
+def _study(folder: Path, temperatures_C, cells: int) -> Path:
+    from optimizer.virtual_lab import LabSettings, simulate_study
+
+    settings = LabSettings(
+        temperatures_C=temperatures_C, ion_cells_per_recipe=cells, electron_cells_per_recipe=cells
+    )
+    simulate_study(RECIPES, folder, seed=5, settings=settings, name=folder.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def second_node(ray_address):  # noqa: F811
+    """A second Ray node on this machine (`ray start --address …`, one CPU)."""
+    import ray
+
+    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))
+    node = subprocess.Popen(
+        [ray_cli, "start", "--address", ray_address, "--num-cpus", "1", "--block",
+         "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    alive = lambda: [n for n in ray.nodes() if n["Alive"]]  # noqa: E731
+    try:
+        wait_for(lambda: len(alive()) == 2, 60, "the second Ray node to join")
+        yield {n["NodeID"] for n in alive()}
+    finally:
+        os.killpg(node.pid, signal.SIGTERM)
+        node.wait(timeout=30)
+        wait_for(lambda: len(alive()) == 1, 60, "node 2 to stop")
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.is_file() and current.read_text().strip() == ray_address:
+            current.unlink()
+
+
+def test_a_study_job_runs_on_both_nodes_and_gives_the_local_result(live_server, second_node):  # noqa: F811
+    from inference.analysis import analyze_study
+
+    study = _study(live_server.settings.datasets_dir / "fanout", (30.0, 60.0), cells=1)
+    with live_server.client("alice") as client:
+        job = client.submit_study(dataset="fanout", method="lsq", seed=4)
+        assert job.wait(timeout=600, progress=False).status == "SUCCEEDED"
+        summary, logs = job.summary(), job.logs()
+    assert "study fits ran on 2 Ray node(s)" in logs
+    local = analyze_study(study, method="lsq", seed=4, workers=1)
+    assert summary["conductivity"] == local.summary_dict()["conductivity"]
+
+
+def test_cancelling_a_study_job_stops_every_task(live_server, second_node):  # noqa: F811
+    import ray
+
+    from service.errors import JobCancelled
+
+    _study(live_server.settings.datasets_dir / "long", (30.0, 45.0, 60.0, 75.0), cells=3)
+    with live_server.client("alice") as client:
+        job = client.submit_study(dataset="long", method="nuts", seed=0)
+
+        def fitting():
+            info = job.refresh()
+            assert info.status in ("QUEUED", "STARTING", "RUNNING"), info
+            return info.progress is not None and (info.progress.done or 0) >= 1
+
+        wait_for(fitting, 300, "the study's first fits", poll_s=0.2)
+        cancelled_at = time.monotonic()
+        job.cancel()
+        with pytest.raises(JobCancelled):
+            job.wait(timeout=120, progress=False)
+    total = ray.cluster_resources()["CPU"]
+    wait_for(lambda: ray.available_resources().get("CPU") == total, 30, "every CPU to be free")
+    assert time.monotonic() - cancelled_at < 60
