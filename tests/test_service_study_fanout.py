@@ -61,6 +61,7 @@ def second_node(ray_address):  # noqa: F811
 def test_a_study_job_runs_on_both_nodes_and_gives_the_local_result(live_server, second_node):  # noqa: F811
     from inference.analysis import analyze_study
 
+    # The layout of test_service_api's study (its Arrhenius samplers are compiled once).
     study = _study(live_server.settings.datasets_dir / "fanout", (30.0, 60.0), cells=1)
     with live_server.client("alice") as client:
         job = client.submit_study(dataset="fanout", method="lsq", seed=4)
