@@ -2,9 +2,10 @@
 
 Each spectrum is first fitted by least squares (:func:`inference.lsq.fit_lsq`); NUTS then starts
 from that solution, the same point for every chain and without jitter (DESIGN.md § Inference).
-The sampler is compiled once per (circuit, number of points, chains, draws, tune, prior
-structure, likelihood) and kept in :mod:`inference.samplers`' cache, so a batch pays the compile
-once. Results are :class:`SpectrumFit` objects; ``method="lsq"`` gives the same object from the
+The sampler is compiled once per (circuit, length bucket of the spectrum, chains, draws, tune,
+prior structure, likelihood) and kept in :mod:`inference.samplers`' cache and on disk
+(:mod:`inference.sampler_store`), so a batch, and any later process, pays the compile once.
+Results are :class:`SpectrumFit` objects; ``method="lsq"`` gives the same object from the
 least-squares fit with Laplace draws (Gaussian on the fit's log/logit scale), labelled
 ``method="lsq"`` in its attrs.
 """
@@ -243,7 +244,7 @@ def fit_spectra(
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
 ) -> list[SpectrumFit]:
-    """Fit several spectra with one circuit; the sampler is compiled once per spectrum length.
+    """Fit several spectra with one circuit; one compiled sampler per length bucket serves all.
 
     Same parameters as :func:`fit_spectrum` (``lsq`` a list, one per spectrum); spectrum ``i``
     uses seed ``seed + i``. Progress events carry ``spectrum`` (0-based) and ``n_spectra``.

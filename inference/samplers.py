@@ -665,7 +665,8 @@ def get_sampler(
 
     Parameters
     ----------
-    key : identifies the model structure (e.g. circuit string, number of points, prior kinds);
+    key : identifies the model structure (e.g. circuit string and prior kinds; data shapes are
+        handled by the sampler); its ``repr`` names the structure on disk, so it must be stable;
         the sampler settings are added to it here.
     build_model : builds the PyMC model when the key is not cached.
     sampler : ``"blackjax"``, ``"pymc"`` or ``"nutpie"``.
