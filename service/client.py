@@ -7,6 +7,9 @@
 ...     result = job.result()                             # xarray DataTree, SHA-256 checked
 ...     result["posterior"]["R1"]                         # draws of R1 (chain, draw)
 
+httpx is imported when the first :class:`Client` is made, so ``import service.client`` stays
+light (no PyMC, PyTensor, JAX or Ray either: the error types are dependency-free).
+
 Retries: connection errors and 429/502/503/504 answers are retried with exponential backoff
 (a ``Retry-After`` header sets the wait) — GET requests always, POST requests only because
 each carries an ``Idempotency-Key`` that is generated once per call and reused on every
@@ -24,9 +27,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import ValidationError
 
 from service.errors import (
@@ -48,9 +50,12 @@ from service.models import (
     RunInfo,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
 RETRY_STATUS = (429, 502, 503, 504)
-_RETRY_EXC = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.ReadError,
-              httpx.RemoteProtocolError, httpx.WriteError, httpx.PoolTimeout)  # fmt: skip
+_RETRY_EXC_NAMES = ("ConnectError", "ConnectTimeout", "ReadTimeout", "ReadError",
+                    "RemoteProtocolError", "WriteError", "PoolTimeout")  # fmt: skip
 
 
 class Client:
@@ -78,7 +83,10 @@ class Client:
         headers = {"User-Agent": "sigmalab-client"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        import httpx
+
         self.retries, self.backoff_s = retries, backoff_s
+        self._retry_exc = tuple(getattr(httpx, name) for name in _RETRY_EXC_NAMES)
         self._http = httpx.Client(
             base_url=url.rstrip("/") + "/v1",
             headers=headers,
@@ -104,7 +112,7 @@ class Client:
             last = attempt == self.retries or not retryable
             try:
                 response = self._http.request(method, path, **kwargs)
-            except _RETRY_EXC as exc:
+            except self._retry_exc as exc:
                 if last:
                     raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
                 self._sleep(attempt, None)
@@ -395,7 +403,7 @@ class Job:
                         for chunk in response.iter_bytes(1 << 20):
                             h.update(chunk)
                             f.write(chunk)
-            except _RETRY_EXC as exc:
+            except self._retry_exc as exc:
                 if attempt == self.client.retries:
                     raise TransportError(f"download of job {self.id}: {exc}") from exc
                 self.client._sleep(attempt, None)

@@ -66,9 +66,9 @@ class RayExecutor(Executor):
     """
 
     def __init__(self, num_cpus: float = 1):
-        self._remote = ray.remote(
-            num_cpus=num_cpus, max_retries=0, scheduling_strategy="SPREAD"
-        )(_call)
+        self._remote = ray.remote(num_cpus=num_cpus, max_retries=0, scheduling_strategy="SPREAD")(
+            _call
+        )
         self._futures: list[_TaskFuture] = []
         self.nodes: Counter = Counter()
 
