@@ -8,9 +8,7 @@ the models. Importing the package points PyTensor and JAX at the shared compile 
 
 from __future__ import annotations
 
-import importlib
-
-from inference import caches
+from inference import caches, lazy
 
 caches.configure()
 
@@ -52,16 +50,4 @@ _EXPORTS = {
     "load_study": "inference.study",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'inference' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy.exports(__name__, _EXPORTS)

@@ -5,7 +5,7 @@ Names are imported on first use (PEP 562): ``import optimizer.errors`` loads no 
 
 from __future__ import annotations
 
-import importlib
+from inference import lazy
 
 #: Public name → module that defines it.
 _EXPORTS = {
@@ -19,16 +19,4 @@ _EXPORTS = {
     "Space": "optimizer.space",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'optimizer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy.exports(__name__, _EXPORTS)

@@ -1,20 +1,14 @@
 """A study job fans its fits out over the Ray cluster: a second node takes part, the result is
 the one a local analysis gives, and a cancel stops every task."""
 
+# ruff: noqa: F811  (pytest fixtures imported from service_fixtures shadow their names)
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
-
-from tests.service_fixtures import live_server, ray_address, wait_for  # noqa: F401
+from service_fixtures import live_server, ray_address, second_ray_node, wait_for  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -35,30 +29,12 @@ def _study(folder: Path, temperatures_C, cells: int) -> Path:
 
 
 @pytest.fixture(scope="module")
-def second_node(ray_address):  # noqa: F811
-    """A second Ray node on this machine (`ray start --address …`, one CPU)."""
-    import ray
-
-    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))
-    node = subprocess.Popen(
-        [ray_cli, "start", "--address", ray_address, "--num-cpus", "1", "--block",
-         "--disable-usage-stats"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    alive = lambda: [n for n in ray.nodes() if n["Alive"]]  # noqa: E731
-    try:
-        wait_for(lambda: len(alive()) == 2, 60, "the second Ray node to join")
-        yield {n["NodeID"] for n in alive()}
-    finally:
-        os.killpg(node.pid, signal.SIGTERM)
-        node.wait(timeout=30)
-        wait_for(lambda: len(alive()) == 1, 60, "node 2 to stop")
-        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
-        if current.is_file() and current.read_text().strip() == ray_address:
-            current.unlink()
+def second_node(ray_address):
+    with second_ray_node(ray_address) as node_ids:
+        yield node_ids
 
 
-def test_a_study_job_runs_on_both_nodes_and_gives_the_local_result(live_server, second_node):  # noqa: F811
+def test_a_study_job_runs_on_both_nodes_and_gives_the_local_result(live_server, second_node):
     from inference.analysis import analyze_study
 
     # The layout of test_service_api's study (its Arrhenius samplers are compiled once).
@@ -72,7 +48,7 @@ def test_a_study_job_runs_on_both_nodes_and_gives_the_local_result(live_server, 
     assert summary["conductivity"] == local.summary_dict()["conductivity"]
 
 
-def test_cancelling_a_study_job_stops_every_task(live_server, second_node):  # noqa: F811
+def test_cancelling_a_study_job_stops_every_task(live_server, second_node):
     import ray
 
     from service.errors import JobCancelled
