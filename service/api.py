@@ -490,6 +490,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        jobs.preload()
         if getattr(app.state, "manager", None) is None:
             app.state.manager = open_manager(settings or Settings.from_env())
         if getattr(app.state, "campaigns", None) is None:

@@ -403,7 +403,7 @@ class Job:
                         for chunk in response.iter_bytes(1 << 20):
                             h.update(chunk)
                             f.write(chunk)
-            except self._retry_exc as exc:
+            except self.client._retry_exc as exc:
                 if attempt == self.client.retries:
                     raise TransportError(f"download of job {self.id}: {exc}") from exc
                 self.client._sleep(attempt, None)

@@ -18,6 +18,7 @@ never a success).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -241,6 +242,21 @@ def _check_campaign(request: ProposeRequest, inputs_dir: Path) -> None:
 def _relative_message(exc: Exception, inputs_dir: Path) -> str:
     """The error's message without the server's folder names (nothing of the host leaks)."""
     return str(exc).replace(f"{inputs_dir}/", "").replace(str(inputs_dir), ".").splitlines()[0]
+
+
+def preload() -> None:
+    """Import what checking a submission needs (readers, circuits, studies, campaigns) now, at
+    server start, rather than in the first request; the packages import lazily otherwise."""
+    import importlib
+
+    for module in (
+        "inference.readers",
+        "inference.circuits",
+        "inference.study",
+        "optimizer.campaign",
+    ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
 
 
 def _optional(module: str, name: str):
