@@ -44,10 +44,13 @@ _EXPORTS = {
     "read_records": "inference.readers",
     "read_spectra": "inference.readers",
     "read_spectrum": "inference.readers",
+    "from_complex": "inference.spectrum",
     "make_dc": "inference.spectrum",
     "make_spectrum": "inference.spectrum",
+    "to_complex": "inference.spectrum",
     "Study": "inference.study",
     "load_study": "inference.study",
+    "trim": "inference.window",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy.exports(__name__, _EXPORTS)

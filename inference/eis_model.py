@@ -12,6 +12,10 @@ The model, top to bottom (internal variables as in :mod:`inference.priors`)::
 
 The noise scale uses the *measured* |Z_i|, so the weights do not move with the parameters.
 
+Constants (``fit_spectrum(..., constants={"R0": 10.0})``) replace their internal variable by a
+``pm.Data`` value: a fixed R or α is used as given; a fixed CPE coefficient Q makes the arc's
+τ = (R·Q)^(1/α) a function of its R and α instead of a free variable.
+
 R‖CPE and R‖C arcs are evaluated in their closed form in (R, τ, α),
 ``Z = R / (1 + (jωτ)^α)`` with ``(jωτ)^α = e^{α(ln ω + ln τ)}·(cos απ/2 + j sin απ/2)``, and
 every other element through the circuit's own element functions. Same impedance as
@@ -51,7 +55,7 @@ def internal_name(circuit, param: str) -> str:
     return f"logit_{param}" if tuple(bounds) == (0.0, 1.0) else f"log_{param}"
 
 
-def natural_params(circuit, internal: dict, xp=np) -> dict:
+def natural_params(circuit, internal: dict, xp=np, constants: dict | None = None) -> dict:
     """Natural-unit circuit parameters (Ω, F, …) and arc time constants ``tau_<CPE>`` (s).
 
     Parameters
@@ -59,20 +63,28 @@ def natural_params(circuit, internal: dict, xp=np) -> dict:
     circuit : parsed circuit.
     internal : internal variable name → value (numpy arrays or PyTensor variables).
     xp : array module of the values.
+    constants : fixed parameters, natural name → value; their internal variables are unused.
     """
+    constants = constants or {}
     out = {}
     for name in circuit.param_names:
         key = internal_name(circuit, name)
-        if key.startswith("logit_"):
+        if name in constants:
+            out[name] = constants[name]
+        elif key.startswith("logit_"):
             out[name] = alpha_from_logit(internal[key], xp)
         elif not key.startswith("log_tau_"):
             out[name] = xp.exp(internal[key])
     for arc in circuit.arcs:
-        tau = xp.exp(internal[f"log_tau_{q_element(arc.q)}"])
         r = out[arc.r]
         if arc.kind == "TLM":
             r = r + out[circuit.param_names[circuit.param_names.index(arc.r) + 1]]
-        out[arc.q] = tau / r if arc.alpha is None else tau ** out[arc.alpha] / r
+        alpha = out[arc.alpha] if arc.alpha else 1.0
+        if arc.q in constants:  # τ^α = R·Q
+            tau = xp.exp((xp.log(r) + xp.log(constants[arc.q])) / alpha)
+        else:
+            tau = xp.exp(internal[f"log_tau_{q_element(arc.q)}"])
+            out[arc.q] = tau / r if arc.alpha is None else tau ** out[arc.alpha] / r
         out[f"tau_{q_element(arc.q)}"] = tau
     return out
 
@@ -102,7 +114,10 @@ def evaluate(circuit, natural: dict, internal: dict, frequency_Hz, xp=np):
         arc = arcs.get(node.to_string())
         if arc is not None:
             alpha = natural[arc.alpha] if arc.alpha else 1.0
-            x = xp.exp(alpha * (log_omega + internal[f"log_tau_{q_element(arc.q)}"]))
+            q = q_element(arc.q)
+            key = f"log_tau_{q}"  # absent when Q is a constant: τ is then derived
+            log_tau = internal[key] if key in internal else xp.log(natural[f"tau_{q}"])
+            x = xp.exp(alpha * (log_omega + log_tau))
             xc, xs = x * xp.cos(alpha * np.pi / 2), x * xp.sin(alpha * np.pi / 2)
             r_over = natural[arc.r] / ((1 + xc) ** 2 + xs**2)
             return r_over * (1 + xc), -r_over * xs
@@ -128,9 +143,15 @@ def internal_from_natural(circuit, params: dict) -> dict[str, float]:
     return out
 
 
-def model_key(circuit, priors: dict[str, Prior], likelihood: str) -> tuple:
+def model_key(circuit, priors: dict[str, Prior], likelihood: str, constants=()) -> tuple:
     """What a compiled sampler depends on: structure only, never the numbers or the length."""
-    return ("eis", circuit.string, likelihood, tuple((k, p.dist) for k, p in priors.items()))
+    return (
+        "eis",
+        circuit.string,
+        likelihood,
+        tuple((k, p.dist) for k, p in priors.items()),
+        tuple(constants),
+    )
 
 
 def padded_length(n_points: int) -> int:
@@ -161,9 +182,12 @@ def observation_logp(observed, mu, sd, likelihood: str = "normal", xp=np):
     return -0.5 * r**2 - xp.log(sd) - 0.5 * math.log(2 * math.pi)
 
 
-def _point_logp(circuit, internal: dict, data: dict, likelihood: str, xp):
-    """Natural parameters and the masked log-likelihood of each frequency (Re + Im)."""
-    natural = natural_params(circuit, internal, xp)
+def _point_logp(circuit, internal: dict, data: dict, likelihood: str, xp, constants=None):
+    """Natural parameters and the masked log-likelihood of each frequency (Re + Im).
+
+    ``constants``: fixed parameters, natural name → value (see :func:`natural_params`).
+    """
+    natural = natural_params(circuit, internal, xp, constants)
     re, im = evaluate(circuit, natural, internal, data["frequency_Hz"], xp=xp)
     z_real, z_imag = data["z_real"], data["z_imag"]
     sd = internal["sigma_rel"] * xp.sqrt(z_real**2 + z_imag**2)
@@ -173,7 +197,9 @@ def _point_logp(circuit, internal: dict, data: dict, likelihood: str, xp):
     return natural, data["mask"] * both
 
 
-def point_log_likelihood(circuit, posterior, spectrum, likelihood: str = "normal") -> np.ndarray:
+def point_log_likelihood(
+    circuit, posterior, spectrum, likelihood: str = "normal", constants: dict | None = None
+) -> np.ndarray:
     """Pointwise log-likelihood (Re + Im of each measured frequency) of every posterior draw.
 
     Parameters
@@ -183,26 +209,36 @@ def point_log_likelihood(circuit, posterior, spectrum, likelihood: str = "normal
         arrays of one shape, e.g. (chain, draw); an ``xr.Dataset`` works.
     spectrum : the fitted spectrum.
     likelihood : as fitted.
+    constants : the fixed parameters of the fit (natural name → value), if any.
 
     Returns
     -------
     Array of shape (*draw shape, frequency), measured points only (no padding).
     """
     data = model_data(spectrum, {}, length=spectrum.sizes["frequency"])
-    names = {internal_name(circuit, p) for p in circuit.param_names} | {"sigma_rel"}
+    constants = dict(constants or {})
+    free = [p for p in circuit.param_names if p not in constants]
+    names = {internal_name(circuit, p) for p in free} | {"sigma_rel"}
     internal = {k: np.asarray(posterior[k], dtype=float)[..., None] for k in names}
-    return _point_logp(circuit, internal, data, likelihood, np)[1]
+    return _point_logp(circuit, internal, data, likelihood, np, constants)[1]
 
 
-def build_model(circuit, priors: dict[str, Prior], likelihood: str = "normal", n_points: int = 64):
+def build_model(
+    circuit,
+    priors: dict[str, Prior],
+    likelihood: str = "normal",
+    n_points: int = 64,
+    constants: tuple[str, ...] = (),
+):
     """The PyMC model of one spectrum (data are placeholders; see :func:`model_data`).
 
     Parameters
     ----------
     circuit : parsed circuit.
-    priors : internal variable name → :class:`Prior`, in model order.
+    priors : internal variable name → :class:`Prior`, in model order (none for constants).
     likelihood : ``"normal"`` or ``"studentt"``.
     n_points : length of the placeholder data (the containers take any length later).
+    constants : names of the fixed parameters; their values are the ``constants`` data.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -221,18 +257,28 @@ def build_model(circuit, priors: dict[str, Prior], likelihood: str = "normal", n
                 internal[name] = pm.HalfNormal(name, sigma=sigma[i])
             else:
                 internal[name] = pm.Normal(name, mu=mu[i], sigma=sigma[i])
-        natural, logp = _point_logp(circuit, internal, data, likelihood, pt)
+        fixed = {}
+        if constants:
+            values = pm.Data("constants", np.ones(len(constants)))
+            fixed = {name: values[i] for i, name in enumerate(constants)}
+        natural, logp = _point_logp(circuit, internal, data, likelihood, pt, fixed)
         for name, value in natural.items():
             pm.Deterministic(name, value)
         pm.Potential("log_likelihood", logp.sum())
     return model
 
 
-def model_data(spectrum, priors: dict[str, Prior], length: int | None = None) -> dict:
+def model_data(
+    spectrum,
+    priors: dict[str, Prior],
+    constants: dict[str, float] | None = None,
+    length: int | None = None,
+) -> dict:
     """The values of the model's ``pm.Data`` containers for one spectrum.
 
     The per-point arrays are padded to ``length`` (default :func:`padded_length`) by repeating
-    the last point, with ``mask`` 0 there and 1 on the measured points.
+    the last point, with ``mask`` 0 there and 1 on the measured points; ``constants`` (natural
+    name → value) fill the ``constants`` container.
     """
     f = np.asarray(spectrum["frequency"].values, dtype=float)
     n = f.size
@@ -244,7 +290,7 @@ def model_data(spectrum, priors: dict[str, Prior], length: int | None = None) ->
         values = np.asarray(values, dtype=float)
         return np.concatenate([values, np.full(length - n, values[-1])])
 
-    return {
+    data = {
         "frequency_Hz": pad(f),
         "z_real": pad(spectrum["z_real"].values),
         "z_imag": pad(spectrum["z_imag"].values),
@@ -252,6 +298,15 @@ def model_data(spectrum, priors: dict[str, Prior], length: int | None = None) ->
         "prior_mu": np.array([p.mu for p in priors.values()]),
         "prior_sigma": np.array([p.sigma for p in priors.values()]),
     }
+    if constants:
+        data["constants"] = np.array(list(constants.values()), dtype=float)
+    return data
+
+
+def without_constants(circuit, priors: dict[str, Prior], constants) -> dict[str, Prior]:
+    """``priors`` less the internal variables that ``constants`` (names) replace."""
+    replaced = {internal_name(circuit, name) for name in constants}
+    return {k: p for k, p in priors.items() if k not in replaced}
 
 
 def initial_point(circuit, params: dict, spectrum, priors: dict[str, Prior]) -> dict[str, float]:

@@ -11,11 +11,12 @@ from inference import lazy
 _EXPORTS = {
     "Campaign": "optimizer.campaign",
     "Proposals": "optimizer.campaign",
-    "plot_progress": "optimizer.campaign",
     "CampaignError": "optimizer.errors",
     "CampaignFileError": "optimizer.errors",
     "ObservationError": "optimizer.errors",
+    "observations_from_study": "optimizer.observations",
     "SpaceError": "optimizer.errors",
+    "plot_progress": "optimizer.plots",
     "Space": "optimizer.space",
 }
 __all__ = sorted(_EXPORTS)
