@@ -297,7 +297,7 @@ class BlackjaxSampler:
         ----------
         data : name → array for every ``pm.Data`` of the model.
         init : constrained starting value per free variable (same for every chain).
-        draws : draws per chain kept (≤ chunk × N_CHUNKS of the compiled sampler).
+        draws : draws per chain kept, sampled in chunks of the compiled sampler's ``chunk``.
         seed : random seed.
         """
         import time
@@ -325,14 +325,14 @@ class BlackjaxSampler:
         divergences = 0
         for c in range(n_chunks):
             _check_stop(should_stop)
-            if c or self.compiled:  # a new sampler's first chunk still compiles (uninterruptible)
-                _notify(
-                    progress,
-                    phase="sampling",
-                    done=min(c * self.chunk, draws),
-                    total=draws,
-                    divergences=divergences,
-                )
+            # Compiled before the warm-up (functions()), so every chunk reports sampling.
+            _notify(
+                progress,
+                phase="sampling",
+                done=min(c * self.chunk, draws),
+                total=draws,
+                divergences=divergences,
+            )
             keys = jax.random.split(jax.random.fold_in(key, c + 1), self.chains)
             *state, pos, div, n_steps, accept = fns.sample(keys, *state, step_size, inv_mass, *args)
             outs = fns.outputs(pos, *args)
