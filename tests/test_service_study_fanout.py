@@ -34,6 +34,7 @@ def second_node(ray_address):
         yield node_ids
 
 
+@pytest.mark.parametrize("live_server", ["sqlite"], indirect=True)  # the database plays no part
 def test_a_study_job_runs_on_both_nodes_and_gives_the_local_result(live_server, second_node):
     from inference.analysis import analyze_study
 
@@ -41,13 +42,14 @@ def test_a_study_job_runs_on_both_nodes_and_gives_the_local_result(live_server, 
     study = _study(live_server.settings.datasets_dir / "fanout", (30.0, 60.0), cells=1)
     with live_server.client("alice") as client:
         job = client.submit_study(dataset="fanout", method="lsq", seed=4)
-        assert job.wait(timeout=600, progress=False).status == "SUCCEEDED"
+        assert job.wait(timeout=600, progress=False).info.status == "SUCCEEDED"
         summary, logs = job.summary(), job.logs()
     assert "study fits ran on 2 Ray node(s)" in logs
     local = analyze_study(study, method="lsq", seed=4, workers=1)
     assert summary["conductivity"] == local.summary_dict()["conductivity"]
 
 
+@pytest.mark.parametrize("live_server", ["sqlite"], indirect=True)
 def test_cancelling_a_study_job_stops_every_task(live_server, second_node):
     import ray
 
