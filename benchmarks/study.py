@@ -12,11 +12,15 @@
 2. Coverage: simulated studies with different true values (random binder type, wt % and
    process per recipe; 2 recipes × 3 ion + 3 electron cells × 4 temperatures; stage 1 ``lsq``
    to keep the run short), fraction of 90 % intervals of σ(30 °C) and Ea that contain the truth.
+
+``SIGMALAB_BENCH_PARTS`` (comma-separated among ``bundled``, ``service``, ``coverage``) runs a
+subset, whose files are then named after it (``study_bundled_service.json``…).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -185,7 +189,7 @@ def _service_rows(quick: bool) -> list[dict]:
                     runs = []
                     for seed in (0, 1):  # the first job starts the Ray workers
                         job = client.submit_study(dataset=BUNDLED.name, method=method, seed=seed)
-                        info = job.wait(timeout=3600, progress=False)
+                        info = job.wait(timeout=3600, progress=False).info
                         runs.append((info.finished_at - info.created_at).total_seconds())
                     times[cpus] = runs
             finally:
@@ -269,11 +273,26 @@ def _coverage_rows(n_studies: int) -> list[dict]:
     return rows
 
 
+PARTS = ("bundled", "service", "coverage")
+
+
 def run(quick: bool = False) -> dict:
     """Run the suite (``quick``: lsq only on the bundled study, 5 coverage studies)."""
-    rows = _bundled_rows(quick) + _service_rows(quick) + _coverage_rows(5 if quick else 20)
+    chosen = os.environ.get("SIGMALAB_BENCH_PARTS", "")
+    parts = [p for p in chosen.split(",") if p] or list(PARTS)
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"SIGMALAB_BENCH_PARTS: unknown {sorted(unknown)}; expected {PARTS}")
+    rows = []
+    if "bundled" in parts:
+        rows += _bundled_rows(quick)
+    if "service" in parts:
+        rows += _service_rows(quick)
+    if "coverage" in parts:
+        rows += _coverage_rows(5 if quick else 20)
+    suffix = "" if set(parts) == set(PARTS) else "_" + "_".join(p for p in PARTS if p in parts)
     return {
-        "name": "study",
+        "name": f"study{suffix}",
         "title": "Study analysis: time on the bundled study and interval coverage",
         "columns": ["measure", "value", "unit", "detail"],
         "rows": rows,
