@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -87,9 +88,7 @@ print(json.dumps(out, default=float))
 
 
 def _study_run(method: str, workers: int, *extra: str, **env) -> dict:
-    import os
     import subprocess
-    import sys
 
     done = subprocess.run(
         [sys.executable, "-c", STUDY_RUN, str(BUNDLED), method, str(workers), *extra],
@@ -102,6 +101,13 @@ def _study_run(method: str, workers: int, *extra: str, **env) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"analyze_study {method} workers={workers}: {done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _say(rows: list[dict]) -> None:
+    """Rows as they are measured, on stderr (the table comes at the end of a long run)."""
+    for row in rows:
+        print(f"  {row['measure']}: {row['value']:.4g} {row['unit']}  {row['detail']}",
+              file=sys.stderr, flush=True)  # fmt: skip
 
 
 def _diagnostic_row(label: str, run: dict) -> dict:
@@ -134,6 +140,7 @@ def _bundled_rows(quick: bool) -> list[dict]:
             "detail": f"{n} spectra, CustomCircuit.fit",
         }
     )
+    _say(rows)
     configs = [("lsq", 1), ("lsq", 2)] if quick else [("nuts", 1), ("nuts", 2), ("lsq", 2)]
     # Cold means a new process, not new code: the caches are filled for this code first.
     _study_run(configs[0][0], 2, "prime")
@@ -152,9 +159,10 @@ def _bundled_rows(quick: bool) -> list[dict]:
              "detail": "goal ≤ 0.5 (moonshot 0.25) for nuts"},
             _diagnostic_row(label, run["warm"]),
         ]  # fmt: skip
+        _say(rows[-4:])
     if not quick:
         with tempfile.TemporaryDirectory() as empty:
-            first = _study_run("nuts", 2, SIGMALAB_CACHE_DIR=empty)["cold"]["wall_s"]
+            first = _study_run("nuts", 2, "prime", SIGMALAB_CACHE_DIR=empty)["cold"]["wall_s"]
         rows.append(
             {
                 "measure": "analyze_study nuts, workers=2, first ever (empty caches)",
@@ -164,6 +172,7 @@ def _bundled_rows(quick: bool) -> list[dict]:
                 "compiled once (the workers wait for each other's, see sampler_store)",
             }
         )
+        _say(rows[-1:])
     return rows
 
 
@@ -192,6 +201,7 @@ def _service_rows(quick: bool) -> list[dict]:
                         info = job.wait(timeout=3600, progress=False).info
                         runs.append((info.finished_at - info.created_at).total_seconds())
                     times[cpus] = runs
+                    print(f"  study job on {cpus} Ray CPU(s): {runs}", file=sys.stderr, flush=True)
             finally:
                 server.should_exit = True
                 dispatcher.stop()
