@@ -4,7 +4,8 @@
 port, a fresh data directory), then sends, over raw sockets and chunked (no Content-Length),
 a 300 MB multipart upload with a valid token and a 200 MB JSON body without one, and reports
 the server's resident memory before and at its peak, the status, and how many bytes were
-sent before the answer came. Figures go to ``benchmarks/results/body_limits.json``.
+sent before the answer came. ``python -m benchmarks body_limits`` (part of ``make bench``)
+writes ``benchmarks/results/body_limits.{json,md}``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "body_limits.json"
 SERVER = """
 import sys, uvicorn
 from service.api import create_app, open_manager
@@ -68,7 +68,21 @@ def _send(port: int, path: str, headers: dict, prefix: bytes, total: int) -> tup
     return int(answer.split()[1]), sent
 
 
-def main() -> dict:
+def run(quick: bool = False) -> dict:
+    """The suite's table: one row per oversized body (``quick`` changes nothing: two requests)."""
+    rows = [{"case": name, **figures} for name, figures in _measure().items()]
+    return {
+        "name": "body_limits",
+        "title": "Server memory under oversized bodies (chunked, no Content-Length)",
+        "columns": ["case", "status", "body_MB", "sent_MB", "rss_before_MB", "rss_peak_MB",
+                    "upload_bytes_left_on_disk"],
+        "rows": rows,
+        "notes": "The API alone in a child process, default limits (64 MB body); raw sockets. "
+        "sent_MB: how much of the body was sent before the server answered.",
+    }  # fmt: skip
+
+
+def _measure() -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -114,11 +128,9 @@ def main() -> dict:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=1) + "\n")
     return out
 
 
 if __name__ == "__main__":
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    print(json.dumps(main(), indent=1))
+    print(json.dumps(_measure(), indent=1))

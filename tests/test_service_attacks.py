@@ -315,7 +315,7 @@ def test_fit_results_and_job_info_name_no_server_path_or_host(live_server, spect
 
     with live_server.client() as client:
         job = client.submit_fit(spectrum_file, CIRCUIT, method="lsq", draws=40)
-        info = job.wait(timeout=180, progress=False)
+        info = job.wait(timeout=180, progress=False).info
         assert info.worker is None  # where it ran is for admins
         tree = job.result()
         text = json.dumps(info.model_dump(mode="json")) + job.logs()

@@ -117,7 +117,7 @@ def test_raylet_and_gcs_deaths_heal_and_lose_no_job(database, spectrum_file, tmp
         health = httpx.get(f"{server.url}/v1/health").json()
         assert health["status"] == "ok" and health["ray_restarts"] == 1
         for job in jobs:
-            info = job.wait(timeout=300, progress=False)
+            info = job.wait(timeout=300, progress=False).info
             assert info.status == "SUCCEEDED" and info.attempt == 2
             assert "the Ray cluster died" in job.logs() or "lost" in job.logs()
             r1 = job.result()["posterior"]["R1"]
@@ -125,7 +125,7 @@ def test_raylet_and_gcs_deaths_heal_and_lose_no_job(database, spectrum_file, tmp
             assert abs(float(r1.median()) / TRUTH["R1"] - 1) < 0.05
         gcs = _timed_outage(server, "gcs_server")
         after = client.submit_fit(spectrum_file, CIRCUIT, method="lsq", draws=50)
-        assert after.wait(timeout=300, progress=False).status == "SUCCEEDED"
+        assert after.wait(timeout=300, progress=False).info.status == "SUCCEEDED"
         assert sorted(j.id for j in client.jobs()) == sorted([*(j.id for j in jobs), after.id])
         print(f"\n[faults {database}] raylet: degraded after {raylet[0]:.1f} s, healed after "
               f"{raylet[1]:.1f} s; GCS: degraded after {gcs[0]:.1f} s, healed after "
@@ -154,7 +154,7 @@ def test_dropped_database_connections_lose_no_job(live_server, spectrum_file):
         _drop_connections(live_server)
         assert client.job(jobs[0].id).info.id == jobs[0].id  # the API reconnects
         for job in jobs:
-            info = job.wait(timeout=300, progress=False)
+            info = job.wait(timeout=300, progress=False).info
             assert info.status == "SUCCEEDED"
             assert job.result()["posterior"]["R1"].sizes == {"chain": 2, "draw": 300}
         ids = [j.id for j in client.jobs()]
@@ -196,8 +196,14 @@ def test_a_full_disk_fails_jobs_as_storage_full_and_refuses_uploads(
     try:
         server = LiveServer(data_dir, database, db_url=db, min_free_bytes=8 * 2**20)
         with server.client("admin") as client:
-            job = client.submit_fit(spectrum_file, CIRCUIT, draws=6000, tune=300, seed=1)
-            wait_for(lambda: job.refresh().phase == "sampling", 180, "the fit to sample")
+            # 60 000 draws sample for ~10 s (6 000 took 1 s, over before a poll saw them).
+            job = client.submit_fit(spectrum_file, CIRCUIT, draws=60_000, tune=300, seed=1)
+            wait_for(
+                lambda: (i := job.refresh()).done or i.phase in ("compiling", "sampling"),
+                180,
+                "the fit to compile or sample",
+            )
+            assert not job.info.done, f"the fit ended before the disk filled: {job.info}"
             ballast = _fill(data_dir)
             health = httpx.get(f"{server.url}/v1/health")
             assert health.status_code == 503 and health.json()["disk"] == "low"
@@ -215,7 +221,7 @@ def test_a_full_disk_fails_jobs_as_storage_full_and_refuses_uploads(
             ballast.unlink()  # the operator frees space
             assert _health(server.url) == 200
             again = client.submit_fit(spectrum_file, CIRCUIT, method="lsq", draws=50)
-            assert again.wait(timeout=180, progress=False).status == "SUCCEEDED"
+            assert again.wait(timeout=180, progress=False).info.status == "SUCCEEDED"
         if database == "sqlite":
             with sqlite3.connect(tmp_path / "jobs.db") as conn:
                 assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
