@@ -84,7 +84,8 @@ class StudyResult:
     fits : record id → thinned stage-1 posterior (natural-unit parameters).
     curves : spectrum id → data and fitted Nyquist median / 90 % band.
     settings : kind (the study's, see :class:`inference.study.Study`), method, joint, seed,
-        draws, chains, tune, circuit, resistance, temperatures_C, command, versions, date.
+        draws, chains, tune, circuit, resistance, temperatures_C, command, versions, date;
+        ``simulated``, ``generator``, ``simulation_seed`` from the manifest's ``[study]``.
     timing_s : wall time per phase, s (``total`` included).
     paper : reference values from ``paper_values.toml`` (empty when absent).
     truth : true values from a simulated study's ``truth.json`` (empty when absent).
@@ -652,8 +653,9 @@ def _fit_ion_spectra(spectra, circuit, resistance, options, progress, rows, fits
     _report_progress(progress, stage, len(spectra), len(spectra), "")
 
 
-def _fit_dc_records(records, options, progress, rows, fits):
-    """Stage 1 for electron cells: one DC fit per record."""
+def _fit_dc_records(records, options, progress, rows, fits, contact=None):
+    """Stage 1 for electron cells: one DC fit per record; ``contact`` (``contact_ohm``,
+    ``contact_sd_ohm``) is the set-up's series resistance, subtracted from each R."""
     from inference.dc import fit_dc
 
     stage = "electronic fits"
@@ -663,7 +665,7 @@ def _fit_dc_records(records, options, progress, rows, fits):
         _report_progress(progress, stage, i, len(records), rid)
         try:
             fit = fit_dc(ds, **{**options, "seed": options["seed"] + i})
-            _summarise_sigma(row, ds, fit)
+            _summarise_sigma(row, ds, fit, **(contact or {}))
             fits[rid] = _thin(fit.posterior)
         except FitCancelled:
             raise
@@ -692,6 +694,25 @@ def arrhenius_data(records: pd.DataFrame, kind: str) -> arr.ArrheniusData | None
 # --------------------------------------------------------------------------------------------
 # the analysis
 # --------------------------------------------------------------------------------------------
+
+
+def dc_contact(info: dict) -> dict[str, float]:
+    """The manifest's ``[study] dc_contact_ohm`` / ``dc_contact_sd_ohm``: the two-probe DC
+    set-up's series resistance (Ω, e.g. measured on a blank die) and its sd, subtracted from
+    every electron cell's resistance; 0 when not given.
+
+    Raises
+    ------
+    InputError
+        Not a number >= 0.
+    """
+    out = {}
+    for key, name in (("dc_contact_ohm", "contact_ohm"), ("dc_contact_sd_ohm", "contact_sd_ohm")):
+        value = info.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise InputError(f"[study] {key} = {value!r}: expected a resistance >= 0 (Ω)")
+        out[name] = float(value)
+    return out
 
 
 def _versions() -> dict[str, str]:
@@ -775,6 +796,7 @@ def analyze_study(
     timing["load"] = time.perf_counter() - started
     study_dir = Path(study.manifest_path).parent
     info = study.info
+    contact = dc_contact(info)
     circuit_obj = parse_circuit(circuit or info.get("circuit") or DEFAULT_CIRCUIT)
     resistance = composite_resistance_name(
         circuit_obj, "ion", resistance or info.get("composite_resistance")
@@ -805,7 +827,7 @@ def analyze_study(
     t0 = time.perf_counter()
     dc = [ds for ds in study.dc_records() if ds.attrs.get("cell_type") == "electron"]
     if dc:
-        _fit_dc_records(dc, fit_options, progress, rows, fits)
+        _fit_dc_records(dc, fit_options, progress, rows, fits, contact)
     timing["fits_electronic"] = time.perf_counter() - t0
     for skipped in study.unreadable:
         ds = xr.Dataset(attrs={**skipped, "manifest_path": skipped["file"]})
@@ -862,6 +884,10 @@ def analyze_study(
         "versions": _versions(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "manifest_sha256": getattr(study, "manifest_sha256", ""),
+        "dc_contact": contact,
+        "simulated": bool(info.get("simulated", False)),
+        "generator": str(info.get("generator", "")),
+        "simulation_seed": info.get("seed"),
     }
     return StudyResult(
         study_name=study.name,
