@@ -226,13 +226,16 @@ def test_bundled_study_recovers_its_truth(tmp_path):
     truth = _truth(BUNDLED)
     result = analyze_study(BUNDLED, method="lsq", seed=0, fit_draws=200)
     table = result.conductivity_table(30.0)
+    ea = result.activation_energy_table()
     for recipe, values in truth.items():
-        for kind, key in (
-            ("ionic", "sigma_ion_30C_S_per_cm"),
-            ("electronic", "sigma_el_30C_S_per_cm"),
+        for kind, key, ea_key in (
+            ("ionic", "sigma_ion_30C_S_per_cm", "Ea_ion_eV"),
+            ("electronic", "sigma_el_30C_S_per_cm", "Ea_el_eV"),
         ):
             row = table[(table.recipe == recipe) & (table.kind == kind)].iloc[0]
             assert row.ci90_lo_S_per_cm <= values[key] <= row.ci90_hi_S_per_cm, (recipe, kind)
+            row = ea[(ea.recipe == recipe) & (ea.kind == kind)].iloc[0]
+            assert row.ci90_lo_eV <= values[ea_key] <= row.ci90_hi_eV, (recipe, kind)
     dry, wet = truth["dry_PTFE"], truth["wet_NBR"]
     for kind, key in (("ionic", "sigma_ion_30C_S_per_cm"), ("electronic", "sigma_el_30C_S_per_cm")):
         lo, hi = result.compare("dry_PTFE", "wet_NBR", kind, 30.0)["ratio_ci90"]
