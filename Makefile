@@ -12,7 +12,7 @@ export MPLBACKEND := Agg
 export RAY_USAGE_STATS_ENABLED := 0
 DEMO_OUT := out/emley2023
 
-.PHONY: demo test bench lint format serve dataset clean
+.PHONY: demo test faults bench lint format serve dataset screenshots clean
 
 $(STAMP): pyproject.toml
 	@mkdir -p $(TMPDIR)
@@ -22,17 +22,26 @@ $(STAMP): pyproject.toml
 		"$$interp" -m venv $(VENV); \
 	fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e . --group dev
+	$(PY) -m pip install --quiet -e ".[service]" --group dev
 	@touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/sigmalab analyze datasets/emley2023 --out $(DEMO_OUT)
 
+# The service tests run on SQLite and on a real PostgreSQL server, which they start
+# themselves from the server binaries this installs (apt, as root) when they are missing.
 test: $(STAMP)
+	@scripts/ensure-postgres.sh
 	$(PY) -m pytest
 
+# The service's fault tests (Ray's raylet and GCS killed, database connections dropped, a
+# full disk), on both databases: minutes, so apart from `make test`; CI runs both.
+faults: $(STAMP)
+	@scripts/ensure-postgres.sh
+	$(PY) -m pytest -m faults
+
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e . --group bench
+	$(PY) -m pip install --quiet -e ".[service]" --group bench
 	$(PY) -m benchmarks
 
 lint: $(STAMP)
@@ -45,6 +54,13 @@ format: $(STAMP)
 
 serve: $(STAMP)
 	$(VENV)/bin/sigmalab serve --host 127.0.0.1 --port 8000 --data-dir var/service
+
+# Report screenshots in docs/ (headless Chromium at desktop and phone widths); a one-off for the
+# docs, not part of `make test`. Installs Debian's chromium when it is missing (needs root).
+screenshots: demo
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q chromium; } \
+		|| { echo "screenshots need chromium: apt-get install chromium"; exit 1; }
+	$(PY) scripts/screenshot_report.py $(DEMO_OUT)/report.html docs
 
 dataset: $(STAMP)
 	$(VENV)/bin/sigmalab lab simulate --preset emley2023 --out datasets/emley2023

@@ -8,4 +8,13 @@ Each suite is a module here with ``run(quick: bool = False) -> dict`` returning:
 Timings are compared as ratios against a baseline measured in the same run (the machine is noisy).
 """
 
-SUITES = ["eis_fit", "coverage", "study", "calibration", "misspecification", "optimizer", "service"]
+SUITES = [
+    "eis_fit",
+    "coverage",
+    "study",
+    "calibration",
+    "misspecification",
+    "optimizer",
+    "service",
+    "body_limits",
+]

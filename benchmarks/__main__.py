@@ -41,8 +41,9 @@ def main(argv: list[str]) -> int:
         result = module.run(quick=quick)
         result["wall_s"] = time.perf_counter() - started
         result["machine"] = {"python": platform.python_version(), "cpu": platform.processor()}
-        (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2, default=float))
-        (RESULTS / f"{name}.md").write_text(to_markdown(result))
+        stem = result.get("name", name)  # a suite run on a subset names its own files
+        (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2, default=float))
+        (RESULTS / f"{stem}.md").write_text(to_markdown(result))
         print(to_markdown(result))
     return 0
 

@@ -20,7 +20,8 @@ import numpy as np
 from benchmarks.eis_fit import CIRCUIT, _rms_rel, simulated_cases
 from inference.circuits import parse_circuit
 from inference.fit import fit_spectra
-from inference.lsq import POOR_FACTOR, POOR_FLOOR, fit_lsq, initial_guess
+from inference.fit_quality import fit_quality
+from inference.lsq import fit_lsq, initial_guess
 
 THICKNESS_CM, THICKNESS_SD_CM = 0.006, 0.0002  # 60 ± 2 µm
 AREA_CM2, AREA_SD_CM2 = 1.267, 0.01
@@ -77,7 +78,7 @@ def run(quick: bool = False) -> dict:
         ours = max(abs(medians[p] / start.params[p] - 1) for p in names if p.startswith("R"))
         theirs = _impedance_py(case["dataset"], initial_guess(case["dataset"], CIRCUIT), names)
         # impedance.py "converges" when its rms is within the bound lsq uses for a poor fit.
-        poor_limit = POOR_FACTOR * start.kk.rms_residual + POOR_FLOOR
+        poor_limit = fit_quality(start.rms_rel, start.kk).limit_rel
         converged = theirs is not None and (
             _rms_rel(circuit, [theirs[p] for p in names], case["dataset"]) <= poor_limit
         )

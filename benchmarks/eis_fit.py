@@ -16,7 +16,8 @@ import warnings
 import numpy as np
 
 from inference.circuits import parse_circuit, simulate_spectrum
-from inference.lsq import POOR_FACTOR, POOR_FLOOR, fit_lsq, initial_guess
+from inference.fit_quality import POOR_FACTOR, POOR_FLOOR_REL, fit_quality
+from inference.lsq import fit_lsq, initial_guess
 
 CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
 FREQ_HZ = np.logspace(np.log10(7e6), 0, 69)
@@ -113,7 +114,7 @@ def lsq_rows(cases: list[dict]) -> list[dict]:
         impedance_s = time.perf_counter() - started
         rms_truth = _rms_rel(circuit, truth, ds)
         # "converged" for impedance.py: no exception and a fit as good as ours must be to succeed
-        poor_limit = POOR_FACTOR * ours.kk.rms_residual + POOR_FLOOR
+        poor_limit = fit_quality(ours.rms_rel, ours.kk).limit_rel
         their_rms = _rms_rel(circuit, theirs, ds) if theirs is not None else np.inf
         row = {
             "spectrum": case["spectrum"],
@@ -193,7 +194,8 @@ def run(quick: bool = False) -> dict:
         "R0..R3 against the simulated truth (noise-limited: lsq reached an rms at or below "
         f"the truth's on {optimum} of {len(rows)} spectra, *_rms_over_truth <= 1). impedance.py "
         "counts as converged when its rms is within the bound lsq uses to call a fit poor "
-        f"({POOR_FACTOR} x Lin-KK rms + {POOR_FLOOR}). Baseline measured in the same run. "
+        f"(max({POOR_FACTOR} x the Lin-KK noise, {POOR_FLOOR_REL:.0%} of |Z|), "
+        "inference.fit_quality). Baseline measured in the same run. "
         f"NUTS (blackjax, 2 chains x 1000 draws + 1000 tune, from the lsq fit): warm "
         f"{nuts['warm_s']:.2f} s per spectrum (median; target <= 0.75 s), cold first call "
         f"{nuts['cold_s']:.1f} s = compile {nuts['compile_s']:.1f} s + one fit (target <= 10 s); "

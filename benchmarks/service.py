@@ -79,7 +79,7 @@ def _in_process(path: Path, **fit) -> float:
 def _service_job(client, path: Path, **fit) -> dict:
     started = time.perf_counter()
     job = client.submit_fit(path, CIRCUIT, **fit)
-    info = job.wait(progress=False, poll_s=0.02)
+    info = job.wait(progress=False, poll_s=0.02).info
     job.result()
     client_s = time.perf_counter() - started
     return {

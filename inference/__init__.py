@@ -18,8 +18,9 @@ from inference.kramers_kronig import KKResult, kk_check
 from inference.lsq import LsqResult, fit_lsq
 from inference.rate_capability import capacity_retention
 from inference.readers import detect_format, read_dc, read_records, read_spectra, read_spectrum
-from inference.spectrum import make_dc, make_spectrum
+from inference.spectrum import from_complex, make_dc, make_spectrum, to_complex
 from inference.study import Study, load_study
+from inference.window import trim
 
 __all__ = [
     "Circuit",
@@ -43,6 +44,7 @@ __all__ = [
     "detect_format",
     "detect_plateaus",
     "fit_dc",
+    "from_complex",
     "fit_lsq",
     "fit_spectra",
     "fit_spectrum",
@@ -56,4 +58,6 @@ __all__ = [
     "read_spectra",
     "read_spectrum",
     "simulate_spectrum",
+    "to_complex",
+    "trim",
 ]

@@ -55,6 +55,8 @@ RATE_C_RATES = (1 / 3, 1 / 2)
 #: A stage-1 fit whose chains disagree this much (r̂ above) is excluded: its chains found
 #: different solutions (typically two arcs swapped), so its σ summary means nothing.
 RHAT_EXCLUDE = 1.1
+#: σ reported further than this outside a kind's measured temperatures is flagged (K).
+EXTRAPOLATION_WARN_K = 10.0
 ProgressFn = Callable[[dict], None]
 
 
@@ -82,7 +84,8 @@ class StudyResult:
         ``excluded``: fitted but not converged, r̂ > :data:`RHAT_EXCLUDE`), ``reason``.
     arrhenius : kind → ArviZ DataTree of the Arrhenius layer (see :func:`arr.fit_arrhenius`).
     fits : record id → thinned stage-1 posterior (natural-unit parameters).
-    curves : spectrum id → data and fitted Nyquist median / 90 % band.
+    curves : record id → for a spectrum, data and fitted Nyquist median / 90 % band (dim
+        ``frequency``); for a DC record, the steady-state current per bias step (dim ``step``).
     settings : kind (the study's, see :class:`inference.study.Study`), method, joint, seed,
         draws, chains, tune, circuit, resistance, temperatures_C, command, versions, date;
         ``simulated``, ``generator``, ``simulation_seed`` from the manifest's ``[study]``.
@@ -251,6 +254,26 @@ class StudyResult:
                 }
         return out
 
+    def temperature_warnings(self) -> list[str]:
+        """One line per requested temperature more than :data:`EXTRAPOLATION_WARN_K` outside
+        the temperatures a kind was measured at (σ there is an Arrhenius extrapolation)."""
+        out = []
+        ok = self.records[self.records["status"] == "ok"]
+        for kind in self.kinds:
+            measured = ok.loc[ok["kind"] == kind, "temperature_K"].to_numpy(float) - ZERO_C_K
+            if measured.size == 0:
+                continue
+            low, high = float(measured.min()), float(measured.max())
+            for t in self.settings.get("temperatures_C", []):
+                gap = max(low - t, t - high)
+                if gap > EXTRAPOLATION_WARN_K:
+                    side = "below" if t < low else "above"
+                    out.append(
+                        f"{kind} σ at {t:g} °C is extrapolated {gap:.0f} K {side} the measured "
+                        f"{low:g}–{high:g} °C: the Arrhenius law is assumed to hold there"
+                    )
+        return out
+
     def diagnostics(self) -> dict:
         """Convergence of the Arrhenius layer(s) and of the stage-1 fits, KK flags, failures."""
         rhat, ess, div = [], [], 0
@@ -320,7 +343,7 @@ class StudyResult:
         ]
         settings = {
             k: self.settings[k]
-            for k in ("method", "joint", "seed", "draws", "chains", "tune", "circuit")
+            for k in ("kind", "method", "joint", "seed", "draws", "chains", "tune", "circuit")
             if k in self.settings
         }
         settings["reference_temperature_K"] = {
@@ -335,6 +358,7 @@ class StudyResult:
                 "comparisons": [c for t in temps for c in self.comparisons(t)],
                 "diagnostics": self.diagnostics(),
                 "rate_capability": rate,
+                "warnings": self.temperature_warnings(),
                 "settings": settings,
                 "timing_s": dict(self.timing_s),
             }
@@ -584,12 +608,14 @@ def _nyquist_curves(ds: xr.Dataset, circuit, posterior: xr.Dataset) -> xr.Datase
 
     The band is that of the model curve (no measurement noise), from the thinned draws.
     """
+    from inference.fit import model_curves
+
     f = np.asarray(ds["frequency"].values, dtype=float)
     grid = np.geomspace(f.max(), f.min(), CURVE_POINTS)
-    flat = posterior.stack(sample=("chain", "draw"))
-    params = {n: np.asarray(flat[n].values, float)[:, None] for n in circuit.param_names}
-    with np.errstate(all="ignore"):
-        re, im = circuit.evaluate(params, grid)
+    z = model_curves(
+        circuit, posterior, grid, max_draws=posterior.sizes["chain"] * posterior.sizes["draw"]
+    )
+    re, im = z.real, z.imag
     q = [0.05, 0.5, 0.95]
     return xr.Dataset(
         {
@@ -607,6 +633,25 @@ def _nyquist_curves(ds: xr.Dataset, circuit, posterior: xr.Dataset) -> xr.Datase
             ),
         },
         coords={"frequency": f, "frequency_fit": grid, "quantile": q},
+        attrs={
+            "temperature_K": float(ds.attrs.get("temperature_K", math.nan)),
+            "cell": str(ds.attrs.get("cell_id", "")),
+            "recipe": str(ds.attrs.get("recipe", "")),
+        },
+    )
+
+
+def _dc_curves(ds: xr.Dataset, fit) -> xr.Dataset:
+    """The steady-state current per bias step of a DC fit: the points of the report's I–V plot."""
+    steps = fit.steps
+    return xr.Dataset(
+        {
+            "voltage_V": ("step", steps["voltage_V"].to_numpy(float), {"units": "V"}),
+            "current_A": ("step", steps["current_A"].to_numpy(float), {"units": "A"}),
+            "current_sd_A": ("step", steps["current_sd_A"].to_numpy(float), {"units": "A"}),
+            "settled": ("step", steps["settled"].to_numpy().astype("int8")),
+        },
+        coords={"step": steps["step"].to_numpy()},
         attrs={
             "temperature_K": float(ds.attrs.get("temperature_K", math.nan)),
             "cell": str(ds.attrs.get("cell_id", "")),
@@ -653,7 +698,7 @@ def _fit_ion_spectra(spectra, circuit, resistance, options, progress, rows, fits
     _report_progress(progress, stage, len(spectra), len(spectra), "")
 
 
-def _fit_dc_records(records, options, progress, rows, fits, contact=None):
+def _fit_dc_records(records, options, progress, rows, fits, curves, contact=None):
     """Stage 1 for electron cells: one DC fit per record; ``contact`` (``contact_ohm``,
     ``contact_sd_ohm``) is the set-up's series resistance, subtracted from each R."""
     from inference.dc import fit_dc
@@ -667,6 +712,7 @@ def _fit_dc_records(records, options, progress, rows, fits, contact=None):
             fit = fit_dc(ds, **{**options, "seed": options["seed"] + i})
             _summarise_sigma(row, ds, fit, **(contact or {}))
             fits[rid] = _thin(fit.posterior)
+            curves[rid] = _dc_curves(ds, fit)
         except FitCancelled:
             raise
         except Exception as err:  # noqa: BLE001 — one bad record must not sink the study
@@ -827,7 +873,7 @@ def analyze_study(
     t0 = time.perf_counter()
     dc = [ds for ds in study.dc_records() if ds.attrs.get("cell_type") == "electron"]
     if dc:
-        _fit_dc_records(dc, fit_options, progress, rows, fits, contact)
+        _fit_dc_records(dc, fit_options, progress, rows, fits, curves, contact)
     timing["fits_electronic"] = time.perf_counter() - t0
     for skipped in study.unreadable:
         ds = xr.Dataset(attrs={**skipped, "manifest_path": skipped["file"]})

@@ -297,9 +297,9 @@ def arrhenius_model(
     pm.Model with coords ``recipe``, ``cell``, ``obs`` and posterior variables ``log10_sigma_ref``,
     ``sigma_ref`` (S/cm at T_ref), ``sigma_30C`` (S/cm), ``Ea`` (eV) over ``recipe``,
     ``log10_sigma_ref_cell``, ``cell_effect`` and ``Ea_cell`` (eV) over ``cell``, ``tau_cell``
-    and ``extra_scatter`` (decades), ``tau_Ea_cell`` (eV). The numbers are ``pm.Data`` (``log10_sigma``,
-    ``log10_sigma_sd``, ``inv_t``, ``cell_geometry_sd``) so one compiled sampler serves
-    every data set of the same layout.
+    and ``extra_scatter`` (decades), ``tau_Ea_cell`` (eV). The numbers are ``pm.Data``
+    (``log10_sigma``, ``log10_sigma_sd``, ``inv_t``, ``cell_geometry_sd``) so one compiled
+    sampler serves every data set of the same layout.
     """
     p = merged_priors(kind, priors)
     t_ref = reference_temperature_K or default_reference_temperature_K(data.temperature_K)

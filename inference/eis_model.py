@@ -12,6 +12,10 @@ The model, top to bottom (internal variables as in :mod:`inference.priors`)::
 
 The noise scale uses the *measured* |Z_i|, so the weights do not move with the parameters.
 
+Constants (``fit_spectrum(..., constants={"R0": 10.0})``) replace their internal variable by a
+``pm.Data`` value: a fixed R or α is used as given; a fixed CPE coefficient Q makes the arc's
+τ = (R·Q)^(1/α) a function of its R and α instead of a free variable.
+
 R‖CPE and R‖C arcs are evaluated in their closed form in (R, τ, α),
 ``Z = R / (1 + (jωτ)^α)`` with ``(jωτ)^α = e^{α(ln ω + ln τ)}·(cos απ/2 + j sin απ/2)``, and
 every other element through the circuit's own element functions. Same impedance as
@@ -44,7 +48,7 @@ def internal_name(circuit, param: str) -> str:
     return f"logit_{param}" if tuple(bounds) == (0.0, 1.0) else f"log_{param}"
 
 
-def natural_params(circuit, internal: dict, xp=np) -> dict:
+def natural_params(circuit, internal: dict, xp=np, constants: dict | None = None) -> dict:
     """Natural-unit circuit parameters (Ω, F, …) and arc time constants ``tau_<CPE>`` (s).
 
     Parameters
@@ -52,20 +56,28 @@ def natural_params(circuit, internal: dict, xp=np) -> dict:
     circuit : parsed circuit.
     internal : internal variable name → value (numpy arrays or PyTensor variables).
     xp : array module of the values.
+    constants : fixed parameters, natural name → value; their internal variables are unused.
     """
+    constants = constants or {}
     out = {}
     for name in circuit.param_names:
         key = internal_name(circuit, name)
-        if key.startswith("logit_"):
+        if name in constants:
+            out[name] = constants[name]
+        elif key.startswith("logit_"):
             out[name] = alpha_from_logit(internal[key], xp)
         elif not key.startswith("log_tau_"):
             out[name] = xp.exp(internal[key])
     for arc in circuit.arcs:
-        tau = xp.exp(internal[f"log_tau_{q_element(arc.q)}"])
         r = out[arc.r]
         if arc.kind == "TLM":
             r = r + out[circuit.param_names[circuit.param_names.index(arc.r) + 1]]
-        out[arc.q] = tau / r if arc.alpha is None else tau ** out[arc.alpha] / r
+        alpha = out[arc.alpha] if arc.alpha else 1.0
+        if arc.q in constants:  # τ^α = R·Q
+            tau = xp.exp((xp.log(r) + xp.log(constants[arc.q])) / alpha)
+        else:
+            tau = xp.exp(internal[f"log_tau_{q_element(arc.q)}"])
+            out[arc.q] = tau / r if arc.alpha is None else tau ** out[arc.alpha] / r
         out[f"tau_{q_element(arc.q)}"] = tau
     return out
 
@@ -95,7 +107,10 @@ def evaluate(circuit, natural: dict, internal: dict, frequency_Hz, xp=np):
         arc = arcs.get(node.to_string())
         if arc is not None:
             alpha = natural[arc.alpha] if arc.alpha else 1.0
-            x = xp.exp(alpha * (log_omega + internal[f"log_tau_{q_element(arc.q)}"]))
+            q = q_element(arc.q)
+            key = f"log_tau_{q}"  # absent when Q is a constant: τ is then derived
+            log_tau = internal[key] if key in internal else xp.log(natural[f"tau_{q}"])
+            x = xp.exp(alpha * (log_omega + log_tau))
             xc, xs = x * xp.cos(alpha * np.pi / 2), x * xp.sin(alpha * np.pi / 2)
             r_over = natural[arc.r] / ((1 + xc) ** 2 + xs**2)
             return r_over * (1 + xc), -r_over * xs
@@ -121,7 +136,9 @@ def internal_from_natural(circuit, params: dict) -> dict[str, float]:
     return out
 
 
-def model_key(circuit, n_points: int, priors: dict[str, Prior], likelihood: str) -> tuple:
+def model_key(
+    circuit, n_points: int, priors: dict[str, Prior], likelihood: str, constants=()
+) -> tuple:
     """What a compiled sampler depends on: structure only, never the numbers."""
     return (
         "eis",
@@ -129,18 +146,26 @@ def model_key(circuit, n_points: int, priors: dict[str, Prior], likelihood: str)
         int(n_points),
         likelihood,
         tuple((k, p.dist) for k, p in priors.items()),
+        tuple(constants),
     )
 
 
-def build_model(circuit, n_points: int, priors: dict[str, Prior], likelihood: str = "normal"):
+def build_model(
+    circuit,
+    n_points: int,
+    priors: dict[str, Prior],
+    likelihood: str = "normal",
+    constants: tuple[str, ...] = (),
+):
     """The PyMC model of one spectrum (data are placeholders; see :func:`model_data`).
 
     Parameters
     ----------
     circuit : parsed circuit.
     n_points : number of frequencies.
-    priors : internal variable name → :class:`Prior`, in model order.
+    priors : internal variable name → :class:`Prior`, in model order (none for constants).
     likelihood : ``"normal"`` or ``"studentt"``.
+    constants : names of the fixed parameters; their values are the ``constants`` data.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -158,7 +183,11 @@ def build_model(circuit, n_points: int, priors: dict[str, Prior], likelihood: st
                 internal[name] = pm.HalfNormal(name, sigma=sigma[i])
             else:
                 internal[name] = pm.Normal(name, mu=mu[i], sigma=sigma[i])
-        natural = natural_params(circuit, internal, pt)
+        fixed = {}
+        if constants:
+            values = pm.Data("constants", np.ones(len(constants)))
+            fixed = {name: values[i] for i, name in enumerate(constants)}
+        natural = natural_params(circuit, internal, pt, fixed)
         for name, value in natural.items():
             pm.Deterministic(name, value)
         re, im = evaluate(circuit, natural, internal, frequency, xp=pt)
@@ -172,15 +201,26 @@ def build_model(circuit, n_points: int, priors: dict[str, Prior], likelihood: st
     return model
 
 
-def model_data(spectrum, priors: dict[str, Prior]) -> dict[str, np.ndarray]:
+def model_data(
+    spectrum, priors: dict[str, Prior], constants: dict[str, float] | None = None
+) -> dict[str, np.ndarray]:
     """The values of the model's ``pm.Data`` containers for one spectrum."""
-    return {
+    data = {
         "frequency_Hz": np.asarray(spectrum["frequency"].values, dtype=float),
         "z_real": np.asarray(spectrum["z_real"].values, dtype=float),
         "z_imag": np.asarray(spectrum["z_imag"].values, dtype=float),
         "prior_mu": np.array([p.mu for p in priors.values()]),
         "prior_sigma": np.array([p.sigma for p in priors.values()]),
     }
+    if constants:
+        data["constants"] = np.array(list(constants.values()), dtype=float)
+    return data
+
+
+def without_constants(circuit, priors: dict[str, Prior], constants) -> dict[str, Prior]:
+    """``priors`` less the internal variables that ``constants`` (names) replace."""
+    replaced = {internal_name(circuit, name) for name in constants}
+    return {k: p for k, p in priors.items() if k not in replaced}
 
 
 def initial_point(circuit, params: dict, spectrum, priors: dict[str, Prior]) -> dict[str, float]:

@@ -28,8 +28,10 @@ from inference.conductivity import composite_resistance_name, conductivity_dataa
 from inference.errors import InputError, ModelError
 from inference.priors import apply_overrides, default_priors, priors_to_json
 from inference.samplers import FitCancelled, ProgressFn, StopFn, get_sampler
+from inference.spectrum import as_spectrum
+from inference.summary import with_user_umask
 
-__all__ = ["FitCancelled", "SpectrumFit", "fit_spectra", "fit_spectrum"]
+__all__ = ["FitCancelled", "SpectrumFit", "fit_spectra", "fit_spectrum", "model_curves"]
 
 METHODS = ("nuts", "lsq")
 #: Convergence thresholds that raise a warning on the result (issue 4: r̂ ≤ 1.01, ESS ≥ 400).
@@ -129,6 +131,18 @@ class SpectrumFit:
         """Write :meth:`to_datatree` to ``path`` atomically (temp file + rename); returns path."""
         return _write_atomic(self.to_datatree(), path)
 
+    def predict(self, frequency_Hz, *, draws: bool = False) -> np.ndarray:
+        """The fitted model's complex impedance (Ω) at ``frequency_Hz`` (Hz).
+
+        Returns the pointwise posterior median of Re Z and Im Z (the "median fit" of the
+        plots), like impedance.py's ``circuit.predict(f)``; ``draws=True`` returns the curves of
+        up to 200 evenly thinned posterior draws instead, shape (draws, len(frequency_Hz)).
+        """
+        curves = model_curves(self.circuit, self.posterior, frequency_Hz)
+        if draws:
+            return curves
+        return np.median(curves.real, axis=0) + 1j * np.median(curves.imag, axis=0)
+
     def plot(self, path=None, n_pairs: int = 2):
         """Nyquist, Bode |Z| and phase with data, median and 90 % band; KK residuals; pairs.
 
@@ -167,6 +181,23 @@ class SpectrumFit:
         )
 
 
+def model_curves(circuit, posterior: xr.Dataset, frequency_Hz, max_draws: int = N_PREDICTIVE):
+    """Complex model impedance (Ω) of up to ``max_draws`` evenly thinned posterior draws.
+
+    ``posterior``: natural-unit circuit parameters over (chain, draw); returns an array of
+    shape (draws, len(frequency_Hz)).
+    """
+    c = parse_circuit(circuit)
+    f = np.atleast_1d(np.asarray(frequency_Hz, dtype=float))
+    flat = posterior.stack(sample=("chain", "draw"))
+    n = flat.sizes["sample"]
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_draws)).astype(int))
+    params = {name: flat[name].values[idx][:, None] for name in c.param_names}
+    with np.errstate(all="ignore"):
+        re, im = c.evaluate(params, f)
+    return np.asarray(re) + 1j * np.asarray(im)
+
+
 def fit_spectrum(
     spectrum,
     circuit,
@@ -179,15 +210,21 @@ def fit_spectrum(
     sampler: str = "blackjax",
     priors: dict | None = None,
     likelihood: str = "normal",
+    constants: dict[str, float] | None = None,
+    initial_guess=None,
     lsq=None,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    f_min_Hz: float | None = None,
+    f_max_Hz: float | None = None,
+    drop_inductive: bool = False,
 ) -> SpectrumFit:
     """Fit one spectrum.
 
     Parameters
     ----------
-    spectrum : spectrum Dataset (:func:`inference.spectrum.make_spectrum`).
+    spectrum : spectrum Dataset (:func:`inference.spectrum.make_spectrum`) or an
+        impedance.py-style ``(frequency_Hz, Z)`` pair of arrays (Z complex, Ω).
     circuit : impedance.py circuit string or parsed circuit.
     method : ``"nuts"`` (default) or ``"lsq"`` (least squares with Laplace draws).
     draws, tune, chains : NUTS settings per chain.
@@ -196,14 +233,25 @@ def fit_spectrum(
     priors : overrides of the default priors, ``{"log_R1": {"mu": 4.6, "sigma": 1.0}}``;
         keys are the internal variables listed in :mod:`inference.priors`.
     likelihood : ``"normal"`` or ``"studentt"`` (ν = 4, for outliers).
+    constants : parameters held fixed, natural units, e.g. ``{"R0": 10.0}`` (impedance.py's
+        ``constants=``); they appear in the posterior as constant draws.
+    initial_guess : starting values of the least-squares fit that NUTS starts from: ``None``
+        (guessed from the data), a dict by parameter name (some or all), or a sequence in
+        circuit order without the constants, as impedance.py takes it.
     lsq : a least-squares fit to start from (computed when omitted).
     progress : called with ``{"phase", "done", "total", "divergences"}`` events.
     should_stop : polled between sampling chunks; returning True raises :class:`FitCancelled`.
+    f_min_Hz, f_max_Hz, drop_inductive : fit only the points in this window
+        (:func:`inference.window.trim`); the fit's ``observed`` is the trimmed spectrum, its
+        attrs record the window and ``n_points_dropped``, and the Kramers–Kronig check runs
+        on the points fitted. A spectrum trimmed before (``trim`` or a manifest window) keeps
+        its window.
 
     Raises
     ------
     InputError
-        Bad circuit string (``CircuitError``), bad spectrum (NaN, < 5 points), bad options.
+        Bad circuit string (``CircuitError``), bad spectrum (NaN, < 5 points), bad options, a
+        window that leaves fewer than 5 points.
     ModelError
         The spectrum cannot be fitted by this circuit at all (e.g. no capacitive part).
     FitCancelled
@@ -220,9 +268,14 @@ def fit_spectrum(
         sampler=sampler,
         priors=priors,
         likelihood=likelihood,
+        constants=constants,
+        initial_guess=initial_guess,
         lsq=[lsq] if lsq is not None else None,
         progress=progress,
         should_stop=should_stop,
+        f_min_Hz=f_min_Hz,
+        f_max_Hz=f_max_Hz,
+        drop_inductive=drop_inductive,
     )[0]
 
 
@@ -238,22 +291,31 @@ def fit_spectra(
     sampler: str = "blackjax",
     priors: dict | None = None,
     likelihood: str = "normal",
+    constants: dict[str, float] | None = None,
+    initial_guess=None,
     lsq: list | None = None,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
+    f_min_Hz: float | None = None,
+    f_max_Hz: float | None = None,
+    drop_inductive: bool = False,
 ) -> list[SpectrumFit]:
     """Fit several spectra with one circuit; the sampler is compiled once per spectrum length.
 
-    Same parameters as :func:`fit_spectrum` (``lsq`` a list, one per spectrum); spectrum ``i``
-    uses seed ``seed + i``. Progress events carry ``spectrum`` (0-based) and ``n_spectra``.
+    Same parameters as :func:`fit_spectrum` (``lsq`` a list, one per spectrum; the window
+    applies to every spectrum); spectrum ``i`` uses seed ``seed + i``. Progress events carry
+    ``spectrum`` (0-based) and ``n_spectra``.
     """
     from inference.lsq import fit_lsq
+    from inference.window import trim
 
     c = parse_circuit(circuit)
-    spectra = list(spectra)
+    spectra = [trim(as_spectrum(s), f_min_Hz, f_max_Hz, drop_inductive) for s in spectra]
     _check_options(method, likelihood, draws, tune, chains)
     if lsq is not None and len(lsq) != len(spectra):
         raise InputError(f"lsq: {len(lsq)} fits for {len(spectra)} spectra")
+    constants = {str(k): float(v) for k, v in (constants or {}).items()}
+    guess = _initial_guess(c, initial_guess, constants)
     results = []
     for i, spectrum in enumerate(spectra):
 
@@ -261,7 +323,9 @@ def fit_spectra(
             if progress is not None:
                 progress({**event, "spectrum": i, "n_spectra": len(spectra)})
 
-        start = lsq[i] if lsq is not None else fit_lsq(spectrum, c)
+        start = (
+            lsq[i] if lsq is not None else fit_lsq(spectrum, c, initial=guess, constants=constants)
+        )
         if method == "lsq":
             results.append(_laplace_fit(spectrum, c, start, draws, chains, seed + i))
         else:
@@ -282,6 +346,22 @@ def fit_spectra(
                 )
             )
     return results
+
+
+def _initial_guess(c, guess, constants: dict) -> dict[str, float]:
+    """``initial_guess`` as a dict: a dict as is, a sequence in circuit order less constants."""
+    if guess is None:
+        return {}
+    if isinstance(guess, dict):
+        return dict(guess)
+    free = [n for n in c.param_names if n not in constants]
+    values = list(np.ravel(np.asarray(guess, dtype=float)))
+    if len(values) != len(free):
+        raise InputError(
+            f"initial_guess: {len(values)} values for the {len(free)} free parameters of "
+            f"{c.string} ({', '.join(free)}); or give a dict by name"
+        )
+    return dict(zip(free, values, strict=True))
 
 
 def _check_options(method, likelihood, draws, tune, chains):
@@ -312,23 +392,28 @@ def _nuts_fit(
     should_stop,
 ) -> SpectrumFit:
     f = spectrum["frequency"].values
-    priors = apply_overrides(
-        default_priors(c, f, spectrum["z_real"].values, spectrum["z_imag"].values), overrides
+    constants = dict(start.constants)
+    priors = eis_model.without_constants(
+        c,
+        apply_overrides(
+            default_priors(c, f, spectrum["z_real"].values, spectrum["z_imag"].values), overrides
+        ),
+        constants,
     )
     init = eis_model.initial_point(c, start.params, spectrum, priors)
     if not all(np.isfinite(v) for v in init.values()):
         raise ModelError(f"{_source(spectrum)}: the least-squares start is not finite ({init})")
-    key = eis_model.model_key(c, f.size, priors, likelihood)
+    key = eis_model.model_key(c, f.size, priors, likelihood, tuple(constants))
     smp = get_sampler(
         key,
-        lambda: eis_model.build_model(c, f.size, priors, likelihood),
+        lambda: eis_model.build_model(c, f.size, priors, likelihood, tuple(constants)),
         sampler=sampler,
         chains=chains,
         tune=tune,
         draws=draws,
     )
     out = smp.run(
-        eis_model.model_data(spectrum, priors),
+        eis_model.model_data(spectrum, priors, constants),
         init,
         draws=draws,
         seed=seed,
@@ -344,7 +429,7 @@ def _nuts_fit(
                 "divergences": int(out.sample_stats["diverging"].sum()),
             }
         )
-    keep = [*priors, *eis_model.natural_params(c, {k: 0.0 for k in priors}).keys()]
+    keep = [*priors, *eis_model.natural_params(c, dict.fromkeys(priors, 0.0), np, constants)]
     posterior = _posterior_dataset(c, {k: out.posterior[k] for k in keep})
     stats = xr.Dataset({k: (("chain", "draw"), v) for k, v in out.sample_stats.items()})
     fit = SpectrumFit(
@@ -386,9 +471,13 @@ def _laplace_fit(spectrum, c, start, draws, chains, seed) -> SpectrumFit:
     x = rng.multivariate_normal(
         np.asarray(start.log_params), cov, size=(chains, draws), method="eigh"
     )
-    exponent = np.array([b == (0.0, 1.0) for b in map(tuple, c.param_bounds)])
+    free = start.free_names or c.param_names
+    bounds = [tuple(c.param_bounds[c.param_names.index(n)]) for n in free]
+    exponent = np.array([b == (0.0, 1.0) for b in bounds])
     natural = np.where(exponent, expit(x), np.exp(x))
-    values = {n: natural[..., i] for i, n in enumerate(c.param_names)}
+    values = {n: natural[..., i] for i, n in enumerate(free)}
+    values |= {n: np.full((chains, draws), v) for n, v in start.constants.items()}
+    values = {n: values[n] for n in c.param_names}
     values["sigma_rel"] = np.full((chains, draws), start.rms_rel)
     for arc in c.arcs:
         alpha = values[arc.alpha] if arc.alpha else 1.0
@@ -558,6 +647,7 @@ def _provenance(fit, spectrum, *, sampler, seed, draws, tune, chains, likelihood
         "tune": int(tune),
         "chains": int(chains),
         "likelihood": likelihood,
+        "constants": json.dumps(fit.lsq.constants),
         "versions": json.dumps(_versions()),
         "diagnostics": json.dumps(fit.diagnostics),
         "warnings": json.dumps(fit.warnings),
@@ -572,6 +662,11 @@ def _provenance(fit, spectrum, *, sampler, seed, draws, tune, chains, likelihood
         "thickness_sd_cm",
         "area_sd_cm2",
         "cell_type",
+        "f_min_Hz",
+        "f_max_Hz",
+        "drop_inductive",
+        "n_points_measured",
+        "n_points_dropped",
     ):
         if key in spectrum.attrs:
             attrs[key] = spectrum.attrs[key]
@@ -597,6 +692,7 @@ def _write_atomic(tree: xr.DataTree, path) -> Path:
     os.close(fd)
     try:
         tree.to_netcdf(tmp, engine="h5netcdf")
+        with_user_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

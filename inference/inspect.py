@@ -81,7 +81,10 @@ def describe_file(path, **options) -> dict:
             frequency_max_Hz=float(f.max()),
             temperature_K=[d.attrs["temperature_K"] for d in found if "temperature_K" in d.attrs],
         )
-        if len(found) > 1:
+        drift = [d for d in found if d.attrs.get("drift_corrected") == 1]
+        if drift and 2 * len(drift) == len(found):
+            remarks.append("raw and drift-corrected: read_spectrum returns the corrected one")
+        elif len(found) > 1:
             remarks.append(f"{len(found)} spectra: read with read_spectra")
     else:
         info.update(

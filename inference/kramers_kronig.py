@@ -34,7 +34,7 @@ import numpy as np
 import xarray as xr
 
 from inference.errors import InputError
-from inference.spectrum import make_spectrum
+from inference.spectrum import as_spectrum, make_spectrum
 
 DEFAULT_THRESHOLD = 0.05
 DEFAULT_C = 0.85
@@ -51,7 +51,9 @@ def has_capacitive_part(z: np.ndarray) -> bool:
 
 
 def spectrum_arrays(spectrum) -> tuple[np.ndarray, np.ndarray, str]:
-    """Frequencies (Hz), complex Z (Ω) and source name of a spectrum Dataset, validated.
+    """Frequencies (Hz), complex Z (Ω) and source name of a spectrum, validated.
+
+    ``spectrum``: a Dataset or an impedance.py-style ``(f, Z)`` pair (:func:`as_spectrum`).
 
     Raises
     ------
@@ -59,7 +61,8 @@ def spectrum_arrays(spectrum) -> tuple[np.ndarray, np.ndarray, str]:
         Not a spectrum Dataset; ``FileFormatError`` (an InputError) for NaN, too few
         points, non-positive or repeated frequencies (the rules of ``make_spectrum``).
     """
-    if not isinstance(spectrum, xr.Dataset) or not {"z_real", "z_imag"} <= set(spectrum):
+    spectrum = as_spectrum(spectrum)
+    if not {"z_real", "z_imag"} <= set(spectrum):
         raise InputError(
             "expected a spectrum: an xarray Dataset with z_real, z_imag over dim 'frequency' "
             f"(see inference.spectrum.make_spectrum), got {type(spectrum).__name__}"

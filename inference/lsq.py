@@ -2,10 +2,12 @@
 
 Parameters are fitted in a transformed space: log for positive parameters, logit for CPE
 exponents in (0, 1). Initial guesses come from the spectrum itself (high-frequency intercept,
-apexes of −Im vs log f, real-axis span between them), so users need not supply any. When
-the first fit is poor — its residual well above the noise level that a Kramers–Kronig (Lin-KK)
-fit of the same spectrum reaches — more starts are drawn from a scrambled Sobol sequence
-around the guess and the best fit is kept. This is also sigmalab's cheap ``method="lsq"``.
+apexes of −Im vs log f, real-axis span between them), so users need not supply any; those
+they do supply (``initial=``) are used instead, and ``constants=`` fixes parameters, as in
+impedance.py. When the first fit is not at the noise level that a Kramers–Kronig (Lin-KK)
+fit of the same spectrum reaches, more starts are drawn from a scrambled Sobol sequence
+around the guess and the best fit is kept. The final fit is called poor by the one rule of
+:mod:`inference.fit_quality`. This is also sigmalab's cheap ``method="lsq"``.
 
 Every result carries the spectrum's Kramers–Kronig verdict; a failing spectrum is fitted and
 flagged (``"kk_failed"`` in ``flags``), never dropped.
@@ -26,6 +28,7 @@ from scipy.stats import qmc
 from inference.circuits import Circuit, parse_circuit, simulate_spectrum
 from inference.circuits.parser import ElementNode, Series
 from inference.errors import InputError, ModelError
+from inference.fit_quality import fit_quality
 from inference.kramers_kronig import KKResult, has_capacitive_part, kk_check, spectrum_arrays
 
 __all__ = ["LsqResult", "fit_lsq", "initial_guess", "simulate_spectrum"]
@@ -33,10 +36,9 @@ __all__ = ["LsqResult", "fit_lsq", "initial_guess", "simulate_spectrum"]
 WEIGHTINGS = ("modulus", "proportional", "unit")
 #: Relative rms residuals are compared with the Lin-KK fit's, which sits at the noise level (a
 #: right circuit gets within about 1.07 ± 0.09 of it). More starts are tried above
-#: RESTART_FACTOR × KK rms + RESTART_FLOOR; above POOR_FACTOR × KK rms + POOR_FLOOR the
-#: final fit is flagged poor.
+#: RESTART_FACTOR × KK rms + RESTART_FLOOR (whether the final fit is poor is
+#: :func:`inference.fit_quality.fit_quality`'s call).
 RESTART_FACTOR, RESTART_FLOOR = 1.15, 0.0005
-POOR_FACTOR, POOR_FLOOR = 1.5, 0.002
 #: Half-width of the Sobol box around the guess: ± 2 decades for log parameters, ± 2 in logit.
 START_SPREAD_LOG = math.log(100.0)
 START_SPREAD_LOGIT = 2.0
@@ -59,16 +61,21 @@ class LsqResult:
     ----------
     circuit : normalised circuit string.
     param_names : in the circuit's order.
-    params : best-fit values in natural units (Ω, F, Ω⁻¹ s^α, s, H; exponents unitless).
+    params : best-fit values in natural units (Ω, F, Ω⁻¹ s^α, s, H; exponents unitless),
+        constants included.
+    constants : the parameters held fixed (natural units); empty when none.
+    free_names : the fitted parameters, ``param_names`` without the constants.
     log_params : the fitted transformed values (log for positive parameters, logit for
-        exponents), in ``param_names`` order.
+        exponents), in ``free_names`` order.
     cov_log : covariance of ``log_params`` from the Jacobian, scaled by the reduced χ².
-    stderr : standard errors in natural units (delta method from ``cov_log``).
+    stderr : standard errors in natural units (delta method from ``cov_log``; 0 for
+        constants).
     residuals : (Z − Z_fit)/weight per point, complex (relative to |Z| for modulus weighting).
     z_fit : fitted impedance per point (Ω, complex); ``frequency_Hz`` its frequencies.
     cost : ½ Σ weighted residuals² (scipy's cost); ``chi2`` = 2·cost.
     rms_rel : rms of (Z − Z_fit)/|Z| over Re and Im, whatever the weighting.
     success : the optimiser converged and the fit is not poor (see ``flags``).
+    quality : the poor-fit verdict (:class:`~inference.fit_quality.FitQuality`).
     n_starts_used : number of optimiser starts run (1 when the first fit was good).
     message : one line on how the fit went.
     initial : the starting values used for the first start (natural units).
@@ -93,7 +100,10 @@ class LsqResult:
     initial: dict[str, float]
     kk: KKResult
     weighting: str
+    quality: object = None
     flags: list[str] = field(default_factory=list)
+    constants: dict[str, float] = field(default_factory=dict)
+    free_names: list[str] = field(default_factory=list)
 
     @property
     def chi2(self) -> float:
@@ -102,6 +112,10 @@ class LsqResult:
     def vector(self) -> np.ndarray:
         """Best-fit values in ``param_names`` order (natural units)."""
         return np.array([self.params[n] for n in self.param_names])
+
+    def predict(self, frequency_Hz) -> np.ndarray:
+        """The fitted circuit's complex impedance (Ω) at ``frequency_Hz`` (Hz)."""
+        return parse_circuit(self.circuit).impedance(self.params, frequency_Hz)
 
     def summary(self) -> dict:
         """NetCDF-safe attrs: fit quality, flags, values and standard errors."""
@@ -114,6 +128,7 @@ class LsqResult:
             "lsq_n_starts": int(self.n_starts_used),
             "lsq_flags": ",".join(self.flags),
             "lsq_message": self.message,
+            "lsq_constants": ",".join(self.constants),
         }
         for name in self.param_names:
             out[f"lsq_{name}"] = float(self.params[name])
@@ -124,8 +139,8 @@ class LsqResult:
 class _Transform:
     """Natural ↔ unconstrained parameters: log for (0, inf), logit for (0, 1)."""
 
-    def __init__(self, circuit: Circuit):
-        self.is_exponent = np.array([high == 1.0 for _, high in circuit.param_bounds])
+    def __init__(self, bounds):
+        self.is_exponent = np.array([high == 1.0 for _, high in bounds], dtype=bool)
 
     def forward(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=float)
@@ -149,13 +164,15 @@ def fit_lsq(
     n_starts: int = 16,
     seed: int = 0,
     initial: Mapping[str, float] | None = None,
+    constants: Mapping[str, float] | None = None,
     arcs_high_to_low: bool = True,
 ) -> LsqResult:
     """Fit ``circuit`` to ``spectrum`` by weighted complex nonlinear least squares.
 
     Parameters
     ----------
-    spectrum : spectrum Dataset (``make_spectrum``; Z = z_real + j·z_imag in Ω).
+    spectrum : spectrum Dataset (``make_spectrum``; Z = z_real + j·z_imag in Ω) or an
+        impedance.py-style ``(f, Z)`` pair.
     circuit : impedance.py circuit string or :class:`~inference.circuits.Circuit`.
     weighting : ``"modulus"`` (residuals / |Z|, the default), ``"proportional"`` (Re by |Re|,
         Im by |Im|) or ``"unit"`` (no weighting).
@@ -163,6 +180,7 @@ def fit_lsq(
     seed : seed of the Sobol scrambling (the fit is deterministic for a given seed).
     initial : optional starting values (natural units) for some or all parameters; the rest
         are guessed from the data.
+    constants : parameters held fixed at these values (natural units), e.g. ``{"R0": 10.0}``.
     arcs_high_to_low : the circuit's arcs, in string order, go from high to low frequency
         (the usual way of writing them); ``False`` for the reverse.
 
@@ -173,8 +191,9 @@ def fit_lsq(
     Raises
     ------
     InputError
-        Not a valid spectrum (NaN, fewer than 5 points…), unknown weighting, unknown names in
-        ``initial``; ``CircuitError`` for a malformed circuit string.
+        Not a valid spectrum (NaN, fewer than 5 points…), unknown weighting, unknown names or
+        out-of-bounds values in ``initial``/``constants``, every parameter constant;
+        ``CircuitError`` for a malformed circuit string.
     ModelError
         A hopeless fit: more parameters than data, or a capacitive circuit for a spectrum
         with no capacitive part.
@@ -183,10 +202,18 @@ def fit_lsq(
     f, z, source = spectrum_arrays(spectrum)
     if weighting not in WEIGHTINGS:
         raise InputError(f"weighting {weighting!r} is unknown; expected one of {WEIGHTINGS}")
-    if 2 * f.size <= c.n_params:
+    initial = _checked_values(c, initial, "initial")
+    constants = _checked_values(c, constants, "constants")
+    both = sorted(set(initial) & set(constants))
+    if both:
+        raise InputError(f"{', '.join(both)}: given in both initial and constants; pick one")
+    free = [n for n in c.param_names if n not in constants]
+    if not free:
+        raise InputError(f"constants fix every parameter of {c.string}: nothing to fit")
+    if 2 * f.size <= len(free):
         raise ModelError(
             f"{source}: {f.size} points give {2 * f.size} values, too few for the "
-            f"{c.n_params} parameters of {c.string}"
+            f"{len(free)} free parameters of {c.string}"
         )
     capacitive = {"C", "CPE", "W", "Wo", "Ws", "TLM", "TLMs"}
     if not has_capacitive_part(z) and any(n.element.symbol in capacitive for n in c.elements):
@@ -197,20 +224,19 @@ def fit_lsq(
         )
     kk = kk_check(spectrum)
     guess = initial_guess(spectrum, c, arcs_high_to_low=arcs_high_to_low)
-    if initial:
-        unknown = [k for k in initial if k not in c.param_names]
-        if unknown:
-            raise InputError(
-                f"initial: unknown parameter(s) {', '.join(unknown)} for circuit {c.string}; "
-                f"expected names among {', '.join(c.param_names)}"
-            )
-        bad = [k for k, v in initial.items() if not _inside(c, k, v)]
-        if bad:
-            raise InputError(f"initial: {bad[0]}={initial[bad[0]]} is outside its bounds")
-        guess.update({k: float(v) for k, v in initial.items()})
+    guess.update(initial)
+    guess.update(constants)
 
-    transform = _Transform(c)
-    x0 = transform.forward([guess[n] for n in c.param_names])
+    index = [c.param_names.index(n) for n in free]
+    transform = _Transform([c.param_bounds[i] for i in index])
+    base = np.array([guess[n] for n in c.param_names], dtype=float)
+
+    def natural(x):
+        values = base.copy()
+        values[index] = transform.inverse(x)
+        return values
+
+    x0 = transform.forward(base[index])
     lower = np.where(transform.is_exponent, -LOGIT_LIMIT, np.maximum(x0 - LOG_RANGE, -230))
     upper = np.where(transform.is_exponent, LOGIT_LIMIT, np.minimum(x0 + LOG_RANGE, 230))
     x0 = np.clip(x0, lower + 1e-9, upper - 1e-9)
@@ -219,7 +245,7 @@ def fit_lsq(
 
     def residual(x):
         with np.errstate(all="ignore"):
-            re, im = c.evaluate(transform.inverse(x), f)
+            re, im = c.evaluate(natural(x), f)
         r = np.concatenate([(re - z.real) / weight_re, (im - z.imag) / weight_im])
         # Overflowing trial steps become large finite residuals so the optimiser backs off.
         return np.nan_to_num(r, nan=1e12, posinf=1e12, neginf=-1e12)
@@ -228,18 +254,17 @@ def fit_lsq(
         return least_squares(residual, start, bounds=(lower, upper), method="trf", x_scale="jac")
 
     def rms_rel(x):
-        z_model = c.impedance(transform.inverse(x), f)
+        z_model = c.impedance(natural(x), f)
         d = (z - z_model) / modulus
         return float(np.sqrt(np.mean(d.real**2 + d.imag**2) / 2))
 
     restart_limit = RESTART_FACTOR * kk.rms_residual + RESTART_FLOOR
-    poor_limit = POOR_FACTOR * kk.rms_residual + POOR_FLOOR
     best = run(x0)
     best_rms = rms_rel(best.x)
     n_used = 1
     if best_rms > restart_limit and n_starts > 0:
         spread = np.where(transform.is_exponent, START_SPREAD_LOGIT, START_SPREAD_LOG)
-        sobol = qmc.Sobol(d=c.n_params, scramble=True, seed=seed)
+        sobol = qmc.Sobol(d=len(free), scramble=True, seed=seed)
         box = sobol.random_base2(max(0, math.ceil(math.log2(n_starts))))[:n_starts]
         for unit in box:
             start = np.clip(x0 + (2 * unit - 1) * spread, lower + 1e-9, upper - 1e-9)
@@ -252,37 +277,40 @@ def fit_lsq(
                 break
 
     # Arcs in series commute: put interchangeable ones back in the string's frequency order.
-    perm = _arc_order_permutation(c, transform.inverse(best.x), arcs_high_to_low)
+    perm = _arc_order_permutation(c, natural(best.x), arcs_high_to_low, set(constants))
+    position = {full: i for i, full in enumerate(index)}
+    perm = np.array([position[perm[full]] for full in index])
     x, jac = best.x[perm], best.jac[:, perm]
     lower, upper = lower[perm], upper[perm]
-    natural = transform.inverse(x)
-    dof = max(2 * f.size - c.n_params, 1)
+    values = natural(x)
+    dof = max(2 * f.size - len(free), 1)
     cov = np.linalg.pinv(jac.T @ jac) * (2 * best.cost / dof)
-    sd_natural = np.sqrt(np.clip(np.diag(cov), 0, None)) * transform.derivative(x)
-    z_fit = c.impedance(natural, f)
+    sd_free = np.sqrt(np.clip(np.diag(cov), 0, None)) * transform.derivative(x)
+    stderr = dict.fromkeys(c.param_names, 0.0) | dict(zip(free, map(float, sd_free), strict=True))
+    z_fit = c.impedance(values, f)
 
+    quality = fit_quality(best_rms, kk)
     flags = []
     if not kk.passed:
         flags.append("kk_failed")
-    poor = best_rms > poor_limit
-    if poor:
+    if quality.poor:
         flags.append("poor_fit")
     if best.status <= 0:
         flags.append("not_converged")
     at_bound = np.isclose(x, lower, atol=1e-6) | np.isclose(x, upper, atol=1e-6)
-    flags += [f"at_bound:{n}" for n, hit in zip(c.param_names, at_bound, strict=True) if hit]
-    success = bool(best.status > 0 and not poor)
-    message = (
-        f"rms residual {best_rms:.3g} of |Z| (Lin-KK {kk.rms_residual:.3g}) after "
-        f"{n_used} start(s)" + ("" if success else "; fit is poor or did not converge")
+    flags += [f"at_bound:{n}" for n, hit in zip(free, at_bound, strict=True) if hit]
+    success = bool(best.status > 0 and not quality.poor)
+    verdict = (
+        "" if success else "; fit is poor" if quality.poor else "; the optimiser did not converge"
     )
+    message = f"{quality.describe()} after {n_used} start(s){verdict}"
     return LsqResult(
         circuit=c.string,
         param_names=list(c.param_names),
-        params={n: float(v) for n, v in zip(c.param_names, natural, strict=True)},
+        params={n: float(v) for n, v in zip(c.param_names, values, strict=True)},
         log_params=x,
         cov_log=cov,
-        stderr={n: float(v) for n, v in zip(c.param_names, sd_natural, strict=True)},
+        stderr=stderr,
         residuals=(z - z_fit).real / weight_re + 1j * (z - z_fit).imag / weight_im,
         z_fit=z_fit,
         frequency_Hz=f,
@@ -294,19 +322,46 @@ def fit_lsq(
         initial=dict(guess),
         kk=kk,
         weighting=weighting,
+        quality=quality,
         flags=flags,
+        constants=dict(constants),
+        free_names=free,
     )
 
 
-def _arc_order_permutation(c: Circuit, values: np.ndarray, high_to_low: bool) -> np.ndarray:
-    """Index permutation that sorts same-kind arcs of the outer series chain by time constant."""
+def _checked_values(c: Circuit, values: Mapping[str, float] | None, what: str) -> dict:
+    """``values`` (parameter → natural-unit value) checked against the circuit's names and
+    bounds; an empty dict for None."""
+    values = dict(values or {})
+    unknown = [k for k in values if k not in c.param_names]
+    if unknown:
+        raise InputError(
+            f"{what}: unknown parameter(s) {', '.join(map(str, unknown))} for circuit "
+            f"{c.string}; expected names among {', '.join(c.param_names)}"
+        )
+    bad = [k for k, v in values.items() if not _inside(c, k, v)]
+    if bad:
+        raise InputError(f"{what}: {bad[0]}={values[bad[0]]} is outside its bounds")
+    return {k: float(v) for k, v in values.items()}
+
+
+def _arc_order_permutation(
+    c: Circuit, values: np.ndarray, high_to_low: bool, fixed: set[str] = frozenset()
+) -> np.ndarray:
+    """Index permutation that sorts same-kind arcs of the outer series chain by time constant.
+
+    Arcs with a parameter in ``fixed`` (constants) keep their place."""
     perm = np.arange(c.n_params)
     outer = c.tree.children if isinstance(c.tree, Series) else (c.tree,)
     labels = {child.to_string() for child in outer}
     params = dict(zip(c.param_names, values, strict=True))
     index = {n: i for i, n in enumerate(c.param_names)}
     for kind in ("CPE", "C"):
-        group = [a for a in c.arcs if a.kind == kind and a.label in labels]
+        group = [
+            a
+            for a in c.arcs
+            if a.kind == kind and a.label in labels and not {a.r, a.q, a.alpha} & fixed
+        ]
         by_tau = sorted(group, key=lambda a: a.tau_s(params), reverse=not high_to_low)
         for slot, source in zip(group, by_tau, strict=True):
             for attr in ("r", "q", "alpha"):

@@ -1,10 +1,15 @@
 """Self-contained HTML report of a study analysis (:class:`inference.analysis.StudyResult`).
 
 One file that opens offline: figures are matplotlib PNGs inlined as base64, styles are inline,
-nothing is fetched from a network. Sections: headline (σ at the requested temperature vs the
-paper — or, for a simulated study, vs the simulation's truth, with a "simulated" banner), σ/Ea
-table, recipe comparisons, Arrhenius plots, Nyquist fits per recipe, rate-capability
-prediction, diagnostics per record (failures and Kramers–Kronig flags highlighted), provenance.
+nothing is fetched from a network; the layout reflows down to phone widths (wide tables scroll
+sideways inside their box). Sections: headline (σ at the requested temperature vs the paper —
+or, for a simulated study, vs the simulation's truth, under a "simulated" banner), σ/Ea table,
+recipe comparisons, Arrhenius plots (per recipe, then per cell), impedance fits per
+recipe (equal-aspect Nyquist plots with a zoom on the high-frequency arcs, Bode, residuals with
+the Kramers–Kronig residuals), DC I–V fits per recipe, the per-spectrum parameter table (every
+resistance with its 90 % interval and the record's verdict), rate-capability prediction,
+diagnostics per record (failures and flags highlighted), provenance. Every axis states its
+quantity and unit.
 """
 
 from __future__ import annotations
@@ -60,6 +65,22 @@ pre { background: #f3f4f7; padding: 10px 12px; border-radius: 6px; white-space: 
 .banner.sim { background: #e8f0fb; color: #17365d; }
 td { white-space: nowrap; }
 td:last-child { white-space: normal; }
+td .note { white-space: normal; display: inline-block; max-width: 22em; }
+.scroll { overflow-x: auto; -webkit-overflow-scrolling: touch; max-width: 100%; }
+.scroll table { margin: 0.3em 0; }
+.scroll td:first-child, .scroll th:first-child { position: sticky; left: 0; z-index: 1; }
+.scroll td:first-child { background: #fff; }
+.scroll tr.failed td:first-child { background: #fdecea; }
+.scroll tr.flagged td:first-child { background: #fff8e6; }
+td .ci { color: #5b6475; font-size: 0.9em; }
+@media (max-width: 720px) {
+  main { padding: 12px 10px 40px; }
+  h1 { font-size: 1.35em; }
+  .card { min-width: 130px; padding: 8px 10px; }
+  table { font-size: 0.85em; }
+  th, td { padding: 4px 6px; }
+  td .note { max-width: 12em; }
+}
 """
 
 
@@ -99,7 +120,8 @@ def _table(header: list[str], rows: list[list[str]], left: int = 1, classes=None
             f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>" for i, c in enumerate(row)
         )
         body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="scroll">{table}</div>'
 
 
 def _png(fig) -> str:
@@ -301,47 +323,225 @@ def arrhenius_figure(result, kind: str) -> str:
     return _png(fig)
 
 
-def nyquist_figure(result, recipe: str) -> str | None:
-    """Data, fitted median and 90 % band of one representative cell at several temperatures."""
-    curves = {rid: c for rid, c in result.curves.items() if c.attrs.get("recipe") == recipe}
-    if not curves:
-        return None
-    cells = list(dict.fromkeys(c.attrs["cell"] for c in curves.values()))
-    cell = max(cells, key=lambda cid: sum(c.attrs["cell"] == cid for c in curves.values()))
-    mine = sorted(
-        (c for c in curves.values() if c.attrs["cell"] == cell),
-        key=lambda c: c.attrs["temperature_K"],
+def _cell_records(result, recipe: str, spectra: bool) -> list:
+    """(record id, curves) of the recipe's best-covered cell, lowest to highest temperature."""
+    mine = {
+        rid: c
+        for rid, c in result.curves.items()
+        if c.attrs.get("recipe") == recipe and ("frequency" in c.dims) == spectra
+    }
+    if not mine:
+        return []
+    cells = [c.attrs["cell"] for c in mine.values()]
+    cell = max(dict.fromkeys(cells), key=cells.count)
+    return sorted(
+        ((rid, c) for rid, c in mine.items() if c.attrs["cell"] == cell),
+        key=lambda item: item[1].attrs["temperature_K"],
     )
-    idx = np.unique(np.linspace(0, len(mine) - 1, min(NYQUIST_COLUMNS, len(mine))).astype(int))
+
+
+def _picked(items: list, n: int = NYQUIST_COLUMNS) -> list:
+    """At most ``n`` items, evenly spread (lowest, middle, highest temperature)."""
+    idx = np.unique(np.linspace(0, len(items) - 1, min(n, len(items))).astype(int))
+    return [items[i] for i in idx]
+
+
+def _model(result, rid: str, curve):
+    """(data f, data Z, fit-grid f, model draws on the grid, model median at the data f)."""
+    from inference.fit import model_curves
+
+    circuit = result.settings["circuit"]
+    post = result.fits[rid]
+    f = curve["frequency"].values
+    z = curve["z_real"].values + 1j * curve["z_imag"].values
+    f_fit = curve["frequency_fit"].values
+    draws = model_curves(circuit, post, f_fit, max_draws=post.sizes["chain"] * post.sizes["draw"])
+    at_data = model_curves(circuit, post, f, max_draws=post.sizes["chain"] * post.sizes["draw"])
+    median = np.median(at_data.real, axis=0) + 1j * np.median(at_data.imag, axis=0)
+    return f, z, f_fit, draws, median
+
+
+def _zoom_limits(result, rid: str, z) -> tuple[float, float, float, float] | None:
+    """Ω limits of a zoom on the arcs before the composite arc, when they are small.
+
+    The zoom spans the data's high-frequency intercept plus the fitted R of every arc but the
+    composite one (posterior medians), 15 % padded; None when those arcs already take 40 % or
+    more of the plot's width, or the circuit has a single arc.
+    """
+    from inference.circuits import parse_circuit
+
+    c = parse_circuit(result.settings["circuit"])
+    composite = result.settings.get("resistance")
+    others = [a.r for a in c.arcs if a.r != composite]
+    if not others or composite is None:
+        return None
+    post = result.fits[rid]
+    width = sum(float(np.median(post[r].values)) for r in others)
+    x0 = float(np.min(z.real))
+    span = float(np.max(z.real)) - min(x0, 0.0)
+    if not (0 < width < 0.4 * span):
+        return None
+    pad = 0.15 * width
+    inside = z[(z.real >= x0 - pad) & (z.real <= x0 + width + pad)]
+    top = max(float(np.max(-inside.imag, initial=0.0)), 0.25 * width)
+    return x0 - pad, x0 + width + pad, -0.5 * pad, top + 0.5 * pad
+
+
+def nyquist_figure(result, recipe: str) -> str | None:
+    """Equal-aspect Nyquist plots of one representative cell at up to three temperatures (data,
+    fitted median, 90 % band of the model curve), with a zoom row on the small high-frequency
+    arcs when they would otherwise be invisible."""
+    from matplotlib.patches import Rectangle
+
+    from inference.plots import nyquist, nyquist_limits
+
+    items = _picked(_cell_records(result, recipe, spectra=True))
+    if not items:
+        return None
     plt = _plt()
     color = _colors(result)[recipe]
+    models = [_model(result, rid, c) for rid, c in items]
+    zooms = [_zoom_limits(result, rid, m[1]) for (rid, _), m in zip(items, models, strict=True)]
+    rows = 2 if any(zooms) else 1
+    fulls = [nyquist_limits(np.concatenate([m[1], m[3].ravel()])) for m in models]
+
+    def aspect(limits) -> float:
+        return float(np.clip((limits[3] - limits[2]) / (limits[1] - limits[0]), 0.2, 1.0))
+
+    width = 4.2
+    heights = [width * max(aspect(lim) for lim in fulls) + 1.1]
+    if rows == 2:
+        heights.append(width * max(aspect(z) for z in zooms if z) + 1.1)
     fig, axes = plt.subplots(
-        1, len(idx), figsize=(4.1 * len(idx), 3.6), layout="constrained", squeeze=False
-    )
-    for ax, i in zip(axes[0], idx, strict=True):
-        c = mine[i]
-        fr, fi = c["fit_real"].values, -c["fit_imag"].values
-        band_x = np.concatenate([fr[0], fr[2][::-1]])
-        band_y = np.concatenate([fi[0], fi[2][::-1]])
-        ax.fill(band_x, band_y, color=color, alpha=0.25, lw=0, label="90 % band")
-        ax.plot(
-            c["z_real"].values,
-            -c["z_imag"].values,
-            "o",
-            ms=3.2,
-            mfc="white",
-            mec="#333",
-            mew=0.8,
-            label="data",
-        )
-        ax.plot(fr[1], fi[1], color=color, lw=1.8, label="fit (median)")
-        top = max(float(np.max(-c["z_imag"].values)), float(np.max(fi[2])))
-        ax.set_ylim(min(0.0, float(np.min(-c["z_imag"].values))) - 0.05 * top, 1.15 * top)
-        ax.set_xlabel("Re Z (Ω)")
-        ax.set_ylabel("−Im Z (Ω)")
-        ax.set_title(f"{c.attrs['temperature_K'] - ZERO_C_K:.0f} °C", fontsize=10)
-    axes[0][0].legend(frameon=False, fontsize=8.5, loc="upper left")
-    fig.suptitle(f"{recipe}: cell {cell}", fontsize=11)
+        rows, len(items), figsize=(width * len(items), sum(heights) + 0.5), layout="constrained",
+        squeeze=False, gridspec_kw={"height_ratios": heights},
+    )  # fmt: skip
+    for col, ((_, curve), (_, z, _, draws, _), zoom, full) in enumerate(
+        zip(items, models, zooms, fulls, strict=True)
+    ):
+        ax = axes[0][col]
+        nyquist(ax, z, draws, color=color, label=col == 0, limits=full)
+        ax.set_title(f"{curve.attrs['temperature_K'] - ZERO_C_K:.0f} °C", fontsize=10)
+        if rows == 2:
+            zax = axes[1][col]
+            if zoom is None:
+                zax.axis("off")
+                continue
+            nyquist(zax, z, draws, color=color, label=False, limits=zoom)
+            zax.set_title("zoom: high-frequency arcs", fontsize=9)
+            ax.add_patch(
+                Rectangle((zoom[0], zoom[2]), zoom[1] - zoom[0], zoom[3] - zoom[2], fill=False,
+                          ec="#555", lw=0.8, ls="--")
+            )  # fmt: skip
+    fig.legend(frameon=False, fontsize=8.5, loc="outside lower center", ncols=3)
+    fig.suptitle(f"{recipe}: cell {items[0][1].attrs['cell']}", fontsize=11)
+    return _png(fig)
+
+
+def bode_figure(result, recipe: str) -> str | None:
+    """Bode |Z| and phase, and residuals (data − median fit)/|Z| with the Lin-KK residuals, of
+    the Nyquist figure's cell at the same temperatures (colour = temperature)."""
+    from inference.kramers_kronig import kk_check
+    from inference.plots import bode, residuals
+    from inference.spectrum import make_spectrum
+
+    items = _picked(_cell_records(result, recipe, spectra=True))
+    if not items:
+        return None
+    plt = _plt()
+    shades = plt.cm.viridis(np.linspace(0.0, 0.8, len(items)))
+    fig, axes = plt.subplots(2, 2, figsize=(11.5, 6.4), layout="constrained")
+    for (rid, curve), shade in zip(items, shades, strict=True):
+        f, z, f_fit, draws, median = _model(result, rid, curve)
+        label = f"{curve.attrs['temperature_K'] - ZERO_C_K:.0f} °C"
+        bode(axes[0][0], axes[0][1], f, z, f_fit, draws, color=shade, label=label)
+        residuals(axes[1][0], f, z, median, color=shade)
+        kk = kk_check(make_spectrum(f, z.real, z.imag, source=rid))
+        residuals(axes[1][1], f, z, kk.z_fit, color=shade, threshold=kk.threshold)
+    axes[0][0].legend(frameon=False, fontsize=8.5)
+    axes[0][0].set_title("Bode: |Z|", fontsize=10)
+    axes[0][1].set_title("Bode: phase", fontsize=10)
+    axes[1][0].set_title("fit residuals (○ Re, □ Im)", fontsize=10)
+    axes[1][1].set_title("Lin-KK residuals; dotted: Kramers–Kronig pass band", fontsize=10)
+    fig.suptitle(f"{recipe}: cell {items[0][1].attrs['cell']}", fontsize=11)
+    return _png(fig)
+
+
+def iv_figure(result, recipe: str) -> str | None:
+    """DC polarization of one representative electron cell: steady-state current per bias and
+    the fitted I = (V − V0)/R (median, 90 % band), one colour per temperature."""
+    from inference.plots import iv
+
+    items = _cell_records(result, recipe, spectra=False)
+    if not items:
+        return None
+    plt = _plt()
+    shades = plt.cm.viridis(np.linspace(0.0, 0.85, len(items)))
+    fig, ax = plt.subplots(figsize=(6.2, 3.8), layout="constrained")
+    for (rid, steps), shade in zip(items, shades, strict=True):
+        post = result.fits[rid]
+        iv(ax, steps["voltage_V"].values, steps["current_A"].values,
+           steps["current_sd_A"].values, post["R_ohm"].values, post["V0_V"].values, color=shade,
+           label=f"{steps.attrs['temperature_K'] - ZERO_C_K:.0f} °C")  # fmt: skip
+    ax.legend(frameon=False, fontsize=8.5, title="temperature", title_fontsize=8.5)
+    ax.set_title(f"{recipe}: cell {items[0][1].attrs['cell']}", fontsize=10)
+    return _png(fig)
+
+
+def arrhenius_cells_figure(result, kind: str) -> str | None:
+    """Arrhenius plot per cell, as deviations from the recipe: one panel per recipe; each cell's
+    points (±1 sd: fit and geometry) and its own posterior line (the cell level and slope of
+    the hierarchical model, median and 90 % band), both minus the recipe-level median line, so that
+    cells that would overlap on a log σ axis stand apart."""
+    tree = result.arrhenius[kind]
+    post = tree["posterior"]
+    if "log10_sigma_ref_cell" not in post:
+        return None
+    recs = result.records[(result.records["kind"] == kind) & (result.records["status"] == "ok")]
+    recipes = [r for r in result.recipes(kind) if (recs["recipe"] == r).any()]
+    if not recipes:
+        return None
+    plt = _plt()
+    t_ref = float(tree.attrs["reference_temperature_K"])
+    t_k = recs["temperature_K"].to_numpy(float)
+    grid = np.linspace(t_k.min() - 3, t_k.max() + 3, 40)
+    fig, axes = plt.subplots(
+        1, len(recipes), figsize=(4.0 * len(recipes), 3.3), layout="constrained", squeeze=False,
+        sharey=True,
+    )  # fmt: skip
+    markers = "osD^v<>p"
+    for ax, recipe in zip(axes[0], recipes, strict=True):
+        ea = post["Ea"].sel(recipe=recipe).values.ravel()
+
+        def slope(t_kelvin, ea=ea):
+            return arr.slope_decades_per_inverse_K(ea)[:, None] * (1 / t_kelvin - 1 / t_ref)
+
+        a = post["log10_sigma_ref"].sel(recipe=recipe).values.ravel()[:, None]
+        recipe_line = np.median(a - slope(grid[None, :]), axis=0)
+        sub = recs[recs["recipe"] == recipe]
+        cells = list(dict.fromkeys(sub["cell"]))
+        shades = plt.cm.viridis(np.linspace(0.0, 0.85, len(cells)))
+        x = 1000.0 / grid
+        for k, (cell, shade) in enumerate(zip(cells, shades, strict=True)):
+            level = post["log10_sigma_ref_cell"].sel(cell=cell).values.ravel()[:, None]
+            # the cell's own slope where the model has one (Ea_cell), else its recipe's
+            own = post["Ea_cell"].sel(cell=cell).values.ravel() if "Ea_cell" in post else ea
+            line = level - slope(grid[None, :], own)
+            lo, med, hi = np.quantile(line, [0.05, 0.5, 0.95], axis=0)
+            ax.fill_between(x, lo - recipe_line, hi - recipe_line, color=shade, alpha=0.15, lw=0)
+            ax.plot(x, med - recipe_line, color=shade, lw=1.4, label=cell)
+            pts = sub[sub["cell"] == cell]
+            t_pts = pts["temperature_K"].to_numpy(float)
+            at_pts = np.median(a - slope(t_pts[None, :]), axis=0)
+            sd = np.hypot(pts["log10_sigma_sd"].to_numpy(float), pts["geometry_sd"].to_numpy(float))
+            ax.errorbar(1000.0 / t_pts, pts["log10_sigma"].to_numpy(float) - at_pts, yerr=sd,
+                        fmt=markers[k % len(markers)], ms=4, color=shade, mfc="white",
+                        elinewidth=1, ls="none")  # fmt: skip
+        ax.axhline(0, color="#444", lw=1, ls="--")
+        ax.set_title(recipe, fontsize=10)
+        ax.set_xlabel("1000 / T (K⁻¹)")
+        ax.legend(frameon=False, fontsize=7.5, loc="best")
+    axes[0][0].set_ylabel("log10 σ − recipe median (decades)")
     return _png(fig)
 
 
@@ -525,6 +725,124 @@ def _arrhenius_diag_table(result) -> str:
     )
 
 
+#: Roles of the default circuit's resistances in the 5-layer ion-blocking cell (physics.md §2.5).
+DEFAULT_ROLES = {"R0": "series", "R1": "SE bulk", "R2": "interfaces", "R3": "composite"}
+#: Circuit → roles of its resistances, for the circuits sigmalab writes or defaults to (the
+#: virtual lab's: the separators' arc lies above the window, so R0 holds them with the leads).
+KNOWN_ROLES = {
+    ("R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)", "R3"): DEFAULT_ROLES,
+    ("L0-R0-p(R1,CPE1)-TLMs2", "TLMs2_0"): {
+        "R0": "series + SE",
+        "R1": "interfaces",
+        "TLMs2_0": "composite",
+    },
+}
+
+
+def record_verdict(row, outlier: dict[str, float]) -> tuple[str, str, str]:
+    """(css class, label, reasons) of one stage-1 record for the tables.
+
+    Uses the record's ``verdict`` and ``reasons`` where the analysis gives them (ok | warning |
+    excluded); else its ``status`` with the Kramers–Kronig and outlier flags (``outlier``:
+    record id → P(outlier) in the Arrhenius layer).
+    """
+    verdict = getattr(row, "verdict", None)
+    if isinstance(verdict, str) and verdict:
+        reasons = str(getattr(row, "reasons", "") or "")
+        css = {"ok": "ok", "warning": "warn"}.get(verdict, "bad")
+        return css, verdict, reasons
+    if row.status != "ok":
+        return "bad", str(row.status), str(row.reason)
+    p_out = outlier.get(row.id)
+    if p_out is not None and p_out > 0.5:
+        return "warn", "outlier", f"set aside by the Arrhenius layer (P = {p_out:.2f})"
+    if row.kk_passed is False:
+        return "warn", "KK failed", "Kramers–Kronig check failed (kept)"
+    return "ok", "ok", ""
+
+
+def _eng(value: float, unit: str) -> tuple[str, float]:
+    """SI prefix for ``value``: (prefix + unit, scale to divide by)."""
+    if not math.isfinite(value) or value == 0:
+        return unit, 1.0
+    power = min(max(math.floor(math.log10(abs(value)) / 3), -4), 4)
+    return {-4: "p", -3: "n", -2: "µ", -1: "m", 0: "", 1: "k", 2: "M", 3: "G", 4: "T"}[
+        power
+    ] + unit, 1000.0**power
+
+
+def _interval_cell(draws, unit: str) -> str:
+    """``16.1 Ω`` with its 90 % interval ``15.8–16.4`` below, in one SI prefix."""
+    x = np.asarray(draws, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if not x.size:
+        return "–"
+    lo, med, hi = np.quantile(x, [0.05, 0.5, 0.95])
+    prefixed, scale = _eng(med, unit)
+    return (
+        f'{med / scale:.3g} {prefixed}<br><span class="ci">{lo / scale:.3g}–{hi / scale:.3g}</span>'
+    )
+
+
+def _parameters_table(result) -> str:
+    """One row per spectrum: every resistance of the circuit (median, 90 % interval), σ and
+    the record's verdict; the composite resistance (the one σ comes from) marked σ."""
+    from inference.circuits import parse_circuit
+
+    c = parse_circuit(result.settings["circuit"])
+    composite = result.settings.get("resistance")
+    names = [n for n, u in zip(c.param_names, c.param_units, strict=True) if u == "Ohm"]
+    roles = KNOWN_ROLES.get((c.string, composite), {})
+    header = ["spectrum", "T"]
+    for n in names:
+        role = roles.get(n)
+        label = f"{role} ({n})" if role else n
+        header.append(label + (" → σ" if n == composite else ""))
+    header.insert(1, "verdict")
+    header.append("σ (S/cm)")
+    rows, classes = [], []
+    recs = result.records[result.records["kind"] == "ionic"]
+    outlier = result.outlier_probability()
+    for r in recs.itertuples():
+        css, verdict = _verdict_cell(r, outlier)
+        post = result.fits.get(r.id)
+        cells = [
+            _interval_cell(post[n].values, "Ω") if post is not None and n in post else "–"
+            for n in names
+        ]
+        sigma = _sci(10**r.log10_sigma) if math.isfinite(r.log10_sigma) else "–"
+        rows.append([_e(r.id), verdict, f"{r.temperature_K - ZERO_C_K:.0f} °C", *cells, sigma])
+        classes.append({"bad": "failed", "warn": "flagged"}.get(css, ""))
+    return _table(header, rows, left=2, classes=classes)
+
+
+def _verdict_cell(row, outlier: dict[str, float]) -> tuple[str, str]:
+    """(css class, HTML): the verdict pill with its reasons below it."""
+    css, label, reasons = record_verdict(row, outlier)
+    note = f'<br><span class="note">{_e(reasons)}</span>' if reasons else ""
+    return css, f'<span class="pill {css}">{_e(label)}</span>{note}'
+
+
+def _dc_table(result) -> str:
+    """One row per DC record: R (Ω) and V0 (mV) with 90 % intervals, σ_el and the verdict."""
+    rows, classes = [], []
+    recs = result.records[result.records["kind"] == "electronic"]
+    outlier = result.outlier_probability()
+    for r in recs.itertuples():
+        css, verdict = _verdict_cell(r, outlier)
+        post = result.fits.get(r.id)
+        has = post is not None and "R_ohm" in post
+        rows.append(
+            [_e(r.id), verdict, f"{r.temperature_K - ZERO_C_K:.0f} °C",
+             _interval_cell(post["R_ohm"].values, "Ω") if has else "–",
+             _interval_cell(post["V0_V"].values, "V") if has else "–",
+             _sci(10**r.log10_sigma) if math.isfinite(r.log10_sigma) else "–"]
+        )  # fmt: skip
+        classes.append({"bad": "failed", "warn": "flagged"}.get(css, ""))
+    header = ["DC record", "verdict", "T", "R (contacts incl.)", "V0", "σ_el (S/cm)"]
+    return _table(header, rows, left=2, classes=classes)
+
+
 def _records_table(result) -> str:
     rows, classes = [], []
     outlier = result.outlier_probability()
@@ -608,6 +926,14 @@ def _failures_banner(result) -> str:
     )
 
 
+def _warnings_banner(result) -> str:
+    lines = result.temperature_warnings()
+    if not lines:
+        return ""
+    items = "".join(f"<li>{_e(line)}</li>" for line in lines)
+    return f'<div class="banner warn"><b>Extrapolation</b><ul>{items}</ul></div>'
+
+
 def render_report(result) -> str:
     """The report of ``result`` as one HTML string."""
     s = result.settings
@@ -622,11 +948,13 @@ def render_report(result) -> str:
     )
     parts = [
         f"<h1>{_e(result.study_name)}: conductivities and activation energies</h1>",
-        f'<p class="sub">{_e(s.get("date", ""))} · stage-1 method <b>{_e(s.get("method", ""))}</b>'
+        f'<p class="sub">{_e(s.get("date", ""))} · {_e(s.get("kind", "").replace("_", " "))}'
+        f" study · stage-1 method <b>{_e(s.get('method', ''))}</b>"
         f" · {model} · seed {s.get('seed', 0)}</p>",
         _simulated_banner(result),
         f"<p>{_status_pill(result)}</p>",
         _failures_banner(result),
+        _warnings_banner(result),
     ]
     d = result.diagnostics()
     n_ok = d["fits"]["n"]
@@ -659,7 +987,7 @@ def render_report(result) -> str:
             parts.append(_sigma_table(result, t))
         parts.append("<h2>Recipe comparisons</h2>")
         parts.append(_comparison_table(result))
-        parts.append("<h2>Arrhenius plots</h2>")
+        parts.append('<h2 id="arrhenius">Arrhenius plots</h2>')
         for kind in result.kinds:
             parts.append(
                 _figure(
@@ -669,20 +997,60 @@ def render_report(result) -> str:
                     f"median and 90 % band; ★ {reference_label(result)} at 30 °C.",
                 )
             )
+        cells_figures = [(k, arrhenius_cells_figure(result, k)) for k in result.kinds]
+        if any(src for _, src in cells_figures):
+            parts.append("<h3>Per cell</h3>")
+        for kind, src in cells_figures:
+            if src:
+                parts.append(
+                    _figure(
+                        src,
+                        f"{KIND_LABEL[kind]} per cell, as deviations from the recipe's median "
+                        "line (dashed): each cell's spectra / records (±1 sd) and its own "
+                        "posterior line (median, 90 % band).",
+                    )
+                )
     else:
         parts.append('<div class="banner bad">No conductivity could be estimated.</div>')
     recipes_with_curves = list(dict.fromkeys(c.attrs.get("recipe") for c in result.curves.values()))
-    if recipes_with_curves:
-        parts.append("<h2>Impedance fits (Nyquist)</h2>")
+    spectra_recipes = [r for r in recipes_with_curves if _cell_records(result, r, spectra=True)]
+    if spectra_recipes:
+        parts.append('<h2 id="impedance-fits">Impedance fits</h2>')
         parts.append(
             '<p class="note">One representative cell per recipe at its lowest, middle '
             "and highest temperature: data (circles), fitted median (line) and the 90 % "
-            "band of the model curve.</p>"
+            "band of the model curve. Nyquist axes have equal scales, so arcs look like the "
+            "semicircles they are; the dashed box is enlarged below it where the high-frequency "
+            "arcs are small. Residuals are (data − fit)/|Z|, of the median fit and of the "
+            "Lin-KK fit the Kramers–Kronig check uses (its pass band dotted).</p>"
         )
-        for recipe in recipes_with_curves:
+        for recipe in spectra_recipes:
+            parts.append(f"<h3>{_e(recipe)}</h3>")
             src = nyquist_figure(result, recipe)
             if src:
                 parts.append(_figure(src, f"{_e(recipe)}: Nyquist plots of one cell."))
+            src = bode_figure(result, recipe)
+            if src:
+                parts.append(_figure(src, f"{_e(recipe)}: Bode plots and residuals."))
+        parts.append('<h3 id="per-spectrum">Per spectrum: fitted resistances</h3>')
+        parts.append(
+            '<p class="note">Posterior median and 90 % interval of every resistance of '
+            f"<code>{_e(result.settings.get('circuit', ''))}</code>; σ comes from the one "
+            "marked → σ.</p>"
+        )
+        parts.append(_parameters_table(result))
+    dc_recipes = [r for r in recipes_with_curves if _cell_records(result, r, spectra=False)]
+    if dc_recipes:
+        parts.append('<h2 id="dc-fits">DC polarization fits</h2>')
+        for recipe in dc_recipes:
+            src = iv_figure(result, recipe)
+            if src:
+                parts.append(
+                    _figure(src, f"{_e(recipe)}: steady-state current per bias (±1 se) and the "
+                            "fitted line I = (V − V0)/R, median and 90 % band.")
+                )  # fmt: skip
+        parts.append("<h3>Per DC record</h3>")
+        parts.append(_dc_table(result))
     parts.append("<h2>Rate capability — model prediction</h2>")
     parts.append(
         '<p class="note"><b>Model prediction, not a measurement:</b> the σ_ion posterior '
@@ -691,7 +1059,7 @@ def render_report(result) -> str:
         "Its uncertainty covers σ_ion only, not the proxy's own assumptions.</p>"
     )
     parts.append(_rate_table(result))
-    parts.append("<h2>Diagnostics</h2>")
+    parts.append('<h2 id="diagnostics">Diagnostics</h2>')
     if result.arrhenius:
         parts.append("<h3>Arrhenius layer</h3>")
         parts.append(_arrhenius_diag_table(result))

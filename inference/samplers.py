@@ -37,8 +37,11 @@ import numpy as np
 from inference.errors import FitCancelled, InputError, ModelError
 
 SAMPLERS = ("blackjax", "pymc", "nutpie")
-#: Sampling is split into this many jitted chunks (progress/cancel points between them).
+#: Sampling is split into this many jitted chunks (progress/cancel points between them)…
 N_CHUNKS = 4
+#: …of at most this many draws, so that a cancel is seen within a fraction of a second
+#: even in a long run (a chunk of 250 draws of a 2-arc spectrum takes ~0.1 s).
+MAX_CHUNK = 250
 #: Compiled samplers kept per process (least recently used dropped first).
 CACHE_SIZE = 16
 
@@ -270,13 +273,14 @@ class BlackjaxSampler:
         divergences = 0
         for c in range(n_chunks):
             _check_stop(should_stop)
-            _notify(
-                progress,
-                phase="sampling",
-                done=min(c * self.chunk, draws),
-                total=draws,
-                divergences=divergences,
-            )
+            if c or self.compiled:  # a new sampler's first chunk still compiles (uninterruptible)
+                _notify(
+                    progress,
+                    phase="sampling",
+                    done=min(c * self.chunk, draws),
+                    total=draws,
+                    divergences=divergences,
+                )
             keys = jax.random.split(jax.random.fold_in(key, c + 1), self.chains)
             state, (pos, div, n_steps, accept) = self._sample(
                 keys, state, step_size, inv_mass, *args
@@ -477,11 +481,12 @@ def get_sampler(
         the sampler settings are added to it here.
     build_model : builds the PyMC model when the key is not cached.
     sampler : ``"blackjax"``, ``"pymc"`` or ``"nutpie"``.
-    chains, tune, draws : compiled shapes (blackjax compiles draws as N_CHUNKS chunks).
+    chains, tune, draws : compiled shapes (blackjax compiles draws as N_CHUNKS chunks of at
+        most MAX_CHUNK draws).
     """
     if sampler not in SAMPLERS:
         raise InputError(f"unknown sampler {sampler!r}; expected one of {', '.join(SAMPLERS)}")
-    chunk = math.ceil(draws / N_CHUNKS)
+    chunk = min(math.ceil(draws / N_CHUNKS), MAX_CHUNK)
     full_key = (key, sampler, chains, tune, chunk if sampler == "blackjax" else None)
     with _LOCK:
         if full_key in _CACHE:

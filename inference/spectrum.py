@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from inference.errors import FileFormatError
+from inference.errors import FileFormatError, InputError
 
 MIN_POINTS = 5
 #: A new bias step starts where the applied voltage jumps by more than this (V).
@@ -73,6 +73,37 @@ def make_spectrum(frequency_Hz, z_real, z_imag, *, source: str = "<memory>", **a
         attrs={"source_file": str(source), **clean},
     )
     return ds
+
+
+def from_complex(frequency_Hz, z, *, source: str = "<memory>", **attrs) -> xr.Dataset:
+    """A spectrum from frequencies (Hz) and complex impedances Z (Ω), impedance.py's pair.
+
+    ``f, Z = impedance.preprocessing.readCSV(path)`` then ``from_complex(f, Z)``; validated
+    and given attrs as in :func:`make_spectrum`. Inverse: :func:`to_complex`.
+    """
+    z = np.asarray(z)
+    if not np.issubdtype(z.dtype, np.number):
+        raise InputError(f"{source}: Z must be numbers (complex Ω), got dtype {z.dtype}")
+    return make_spectrum(frequency_Hz, z.real, z.imag, source=source, **attrs)
+
+
+def to_complex(spectrum: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """``(frequency_Hz, Z)`` of a spectrum: float and complex arrays, in measurement order."""
+    f = np.asarray(spectrum["frequency"].values, dtype=float)
+    return f, np.asarray(spectrum["z_real"].values) + 1j * np.asarray(spectrum["z_imag"].values)
+
+
+def as_spectrum(value) -> xr.Dataset:
+    """A spectrum Dataset as is, or one built from an impedance.py-style ``(f, Z)`` pair."""
+    if isinstance(value, xr.Dataset):
+        return value
+    if isinstance(value, tuple | list) and len(value) == 2:
+        return from_complex(*value)
+    raise InputError(
+        "expected a spectrum: an xarray Dataset with z_real, z_imag over dim 'frequency' "
+        "(inference.spectrum.make_spectrum) or a (frequency_Hz, Z) pair, got "
+        f"{type(value).__name__}"
+    )
 
 
 def identify_steps(voltage_V: np.ndarray, tolerance_V: float = STEP_TOLERANCE_V) -> np.ndarray:

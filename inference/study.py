@@ -6,6 +6,16 @@ The manifest is ``<study>/manifest.toml``; paths in it are relative to its folde
     name = "emley2023"
     description = "dry vs wet composite cathodes"
     kind = "composite_cathode"       # or "solid_electrolyte", "other" (see Study.kind)
+    # f_min_Hz = 5.0                 # frequency window of every spectrum (Hz), and
+    # f_max_Hz = 2.5e5               # drop_inductive = true: drop points with Im(Z) > 0;
+    # drop_inductive = false         # a cell or file entry may set its own (most specific wins)
+
+    [study.reader]                   # optional: reader options for every file (see below)
+    # format = "novocontrol"         # skip detection
+    # columns = "Freq.[Hz],Zs'[ohm],Zs''[ohm]"   # frequency, Re, Im: header text or 0-based
+    # imag_sign = -1                 # the file stores -Im(Z) under a plain header
+    # decimal = ","                  # decimal mark
+    # delimiter = "tab"              # or ";", ",", "whitespace"
 
     [recipes.dry_PTFE]               # one table per recipe
     binder = "PTFE"                  # optional: binder type (any name)
@@ -30,27 +40,41 @@ The manifest is ``<study>/manifest.toml``; paths in it are relative to its folde
     cell = "dry_PTFE-ion-1"
     temperature_C = 30.0             # or temperature_K; -100..500 °C
     # kind = "eis"                   # "eis" or "dc"; default eis for ion cells, dc for electron
+    # columns = [0, 1, 2]            # reader options and window keys may be given per file
+    # f_min_Hz = 10.0                # (or per cell), overriding [study.reader] / [study]
 
 :func:`load_study` checks the whole manifest first (every problem raises
 :class:`~inference.errors.ManifestError` naming the manifest, the entry and what was expected),
 then reads every file with :func:`inference.readers.read_spectrum` / ``read_dc`` (a bad file
-raises :class:`~inference.errors.FileFormatError` naming it).
+raises :class:`~inference.errors.FileFormatError` naming it) and trims each spectrum to its
+window (:func:`inference.window.trim`).
+
+Paths are confined to the study folder (or to ``root``): an absolute ``path``, or one that
+leads outside (``..``, a symbolic link) is refused before anything is opened, and no message
+names a path other than as written in the manifest or relative to the study folder. A file
+that states its own temperature (a temperature column, a Novocontrol fixed value) must agree
+with the manifest within :data:`TEMPERATURE_TOLERANCE_K`.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import json
 import math
 import tomllib
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import pandas as pd
 import xarray as xr
 
-from inference.errors import FileFormatError, ManifestError
+from inference.errors import FileFormatError, InputError, ManifestError
 from inference.readers import read_dc, read_spectrum
+from inference.readers.options import check_options
+from inference.window import WINDOW_KEYS, trim
 
 MANIFEST_NAME = "manifest.toml"
 CELL_TYPES = ("ion", "electron")
@@ -61,7 +85,15 @@ BINDER_FIELDS = ("binder", "binder_wt_pct", "process")
 KINDS = ("eis", "dc")
 DEFAULT_KIND = {"ion": "eis", "electron": "dc"}
 TEMPERATURE_RANGE_C = (-100.0, 500.0)
+#: A file that states its temperature may differ from the manifest's by at most this (K).
+TEMPERATURE_TOLERANCE_K = 2.0
 ZERO_C_K = 273.15
+#: Reader options a manifest may give ([study.reader], cells, files); ``max_bytes`` stays the
+#: reader's (a manifest from a client must not lift the size limit).
+READER_KEYS = ("format", "columns", "imag_sign", "decimal", "delimiter")
+_FILE_KEYS = ("path", "cell", "temperature_C", "temperature_K", "kind")
+_CELL_KEYS = ("id", "recipe", "type", "status", "failure_reason", "thickness_um")
+_CELL_KEYS += ("thickness_sd_um", "area_cm2", "area_sd_cm2")
 CELL_COLUMNS = [
     "recipe",
     "type",
@@ -92,7 +124,8 @@ class Study:
         DC records (dim ``time``) as the readers return them, with attrs ``recipe``,
         ``cell_id``, ``cell_type``, ``kind``, ``temperature_K``, ``thickness_cm``,
         ``thickness_sd_cm``, ``area_cm2``, ``area_sd_cm2``, ``manifest_path`` (as written in
-        the manifest) and ``file_sha256``.
+        the manifest), ``file_sha256``, the reader options used (``reader_options``, JSON) and,
+        for a trimmed spectrum, its window (see :func:`inference.window.trim`).
     manifest_sha256 : hash of the manifest's bytes, for provenance.
     unreadable : files skipped by ``load_study(..., unreadable="record")``, each a dict with
         ``file``, ``recipe``, ``cell_id``, ``cell_type``, ``kind``, ``temperature_K``, ``reason``.
@@ -276,6 +309,7 @@ def _check_cells(manifest, data: dict, recipes: dict) -> pd.DataFrame:
         entry = f"cells #{i + 1}"
         cell_id = _text(manifest, entry, cell, "id")
         entry = f"cells #{i + 1} ({cell_id})"
+        _check_keys(manifest, entry, cell, _CELL_KEYS)
         if cell_id in seen:
             raise ManifestError(manifest, f"duplicate cell id {cell_id!r}", entry)
         seen.add(cell_id)
@@ -339,6 +373,66 @@ def _geometry(manifest, entry: str, cell: dict) -> dict:
     }
 
 
+def _check_keys(manifest, entry: str, table: dict, known: tuple[str, ...]) -> None:
+    """Refuse a key that is a misspelt reader option or window key (``colums``, ``f_min``)."""
+    options = (*READER_KEYS, *WINDOW_KEYS)
+    for key in table:
+        if key in known or key in options:
+            continue
+        close = difflib.get_close_matches(key, options, n=1, cutoff=0.75)
+        if close:
+            raise ManifestError(manifest, f"unknown key {key!r}: did you mean {close[0]!r}?", entry)
+
+
+def _reader_options(manifest, entry: str, table: dict) -> dict:
+    """The reader options of a manifest table, checked (ManifestError naming ``entry``)."""
+    options = {k: table[k] for k in READER_KEYS if k in table}
+    try:
+        check_options(options)
+    except InputError as err:
+        raise ManifestError(manifest, str(err), entry) from None
+    return options
+
+
+def _window(manifest, entry: str, table: dict) -> dict:
+    """The window keys of a manifest table, checked."""
+    window = {}
+    for key in ("f_min_Hz", "f_max_Hz"):
+        if key in table:
+            value = _number(manifest, entry, table, key)
+            if not value > 0:
+                raise ManifestError(manifest, f"'{key}' = {value:g}; expected > 0 Hz", entry)
+            window[key] = value
+    if "drop_inductive" in table:
+        if not isinstance(table["drop_inductive"], bool):
+            raise ManifestError(
+                manifest,
+                f"'drop_inductive' = {table['drop_inductive']!r}; expected true or false",
+                entry,
+            )
+        window["drop_inductive"] = table["drop_inductive"]
+    low, high = window.get("f_min_Hz"), window.get("f_max_Hz")
+    if low is not None and high is not None and low > high:
+        raise ManifestError(manifest, f"'f_min_Hz' = {low:g} is above 'f_max_Hz' = {high:g}", entry)
+    return window
+
+
+def _study_settings(manifest, data: dict, info: dict) -> tuple[dict, dict]:
+    """``[study.reader]`` options and the ``[study]`` window: the defaults of every file."""
+    reader = info.get("reader", {})
+    if not isinstance(reader, dict):
+        raise ManifestError(manifest, "'reader' must be a table ([study.reader])", "study")
+    unknown = sorted(set(reader) - set(READER_KEYS))
+    if unknown:
+        raise ManifestError(
+            manifest,
+            f"unknown reader option(s) {', '.join(map(repr, unknown))}; options are "
+            f"{', '.join(READER_KEYS)}",
+            "study.reader",
+        )
+    return _reader_options(manifest, "study.reader", reader), _window(manifest, "study", info)
+
+
 @dataclass(frozen=True)
 class _FileEntry:
     path: Path
@@ -346,15 +440,65 @@ class _FileEntry:
     cell_id: str
     kind: str
     temperature_K: float
+    entry: str = ""
+    reader: dict = field(default_factory=dict)
+    window: dict = field(default_factory=dict)
 
 
-def _check_files(manifest: Path, data: dict, cells: pd.DataFrame) -> list[_FileEntry]:
-    root = manifest.parent
+def _is_absolute(rel: str) -> bool:
+    """Absolute on this system or on Windows (``C:\\data``, ``\\\\server\\share``, ``/x``)."""
+    win = PureWindowsPath(rel)
+    return Path(rel).is_absolute() or win.is_absolute() or bool(win.drive) or rel[:1] in "/\\"
+
+
+def _confined(manifest, entry: str, folder: Path, root: Path, rel: str) -> Path:
+    """``folder/rel`` resolved, refused when absolute or outside ``root`` (``..``, symlinks).
+
+    Checked before the file is looked at, so that a refusal says nothing about what exists
+    outside the study.
+    """
+    if _is_absolute(rel):
+        raise ManifestError(
+            manifest, "absolute path refused: give the path relative to the study folder", entry
+        )
+    try:
+        path = (folder / rel).resolve()
+    except (OSError, RuntimeError, ValueError):  # NUL byte, name too long, symlink loop
+        raise ManifestError(manifest, "not a usable file path", entry) from None
+    if not path.is_relative_to(root):
+        raise ManifestError(
+            manifest,
+            "path leads outside the study folder ('..' or a symbolic link); files must lie "
+            "inside it",
+            entry,
+        )
+    return path
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _check_files(
+    manifest, data: dict, cells: pd.DataFrame, folder: Path, root: Path, defaults: tuple
+) -> list[_FileEntry]:
+    study_reader, study_window = defaults
+    cell_settings = {
+        str(c.get("id")): (
+            _reader_options(manifest, f"cells #{i + 1} ({c.get('id')})", c),
+            _window(manifest, f"cells #{i + 1} ({c.get('id')})", c),
+        )
+        for i, c in enumerate(_table_list(manifest, data, "cells"))
+    }
     entries, seen_paths, seen_keys = [], {}, {}
     for i, item in enumerate(_table_list(manifest, data, "files")):
         entry = f"files #{i + 1}"
         rel = _text(manifest, entry, item, "path")
         entry = f"files #{i + 1} ({rel})"
+        _check_keys(manifest, entry, item, _FILE_KEYS)
         cell_id = _text(manifest, entry, item, "cell")
         if cell_id not in cells.index:
             raise ManifestError(
@@ -369,7 +513,7 @@ def _check_files(manifest: Path, data: dict, cells: pd.DataFrame) -> list[_FileE
         kind = item.get("kind", DEFAULT_KIND[cell["type"]])
         if kind not in KINDS:
             raise ManifestError(manifest, f"'kind' = {kind!r}; expected 'eis' or 'dc'", entry)
-        path = (root / rel).resolve()
+        path = _confined(manifest, entry, folder, root, rel)
         if path in seen_paths:
             raise ManifestError(
                 manifest, f"duplicate file: also listed as {seen_paths[path]}", entry
@@ -384,9 +528,12 @@ def _check_files(manifest: Path, data: dict, cells: pd.DataFrame) -> list[_FileE
                 entry,
             )
         seen_keys[key] = entry
-        if not path.is_file():
-            raise ManifestError(manifest, f"file not found: {rel} (looked for {path})", entry)
-        entries.append(_FileEntry(path, rel, cell_id, kind, temperature_K))
+        if not _is_file(path):
+            raise ManifestError(manifest, f"file not found: {rel}", entry)
+        cell_reader, cell_window = cell_settings.get(cell_id, ({}, {}))
+        reader = {**study_reader, **cell_reader, **_reader_options(manifest, entry, item)}
+        window = {**study_window, **cell_window, **_window(manifest, entry, item)}
+        entries.append(_FileEntry(path, rel, cell_id, kind, temperature_K, entry, reader, window))
     return entries
 
 
@@ -408,7 +555,51 @@ def _temperature_K(manifest, entry: str, item: dict) -> float:
     return celsius + ZERO_C_K
 
 
-def load_study(path, *, unreadable: str = "raise") -> Study:
+def _shown(path: Path, given, root: Path) -> str:
+    """How messages name the manifest: as the caller wrote it, unless that is absolute."""
+    if not Path(given).is_absolute():
+        return str(path if Path(given).is_dir() else given)
+    return str(path.resolve().relative_to(root))
+
+
+def _parse(path, root) -> tuple[Path, Path, Path, str, bytes, dict]:
+    """The manifest file, its folder, the confinement root, its name for messages, its bytes
+    and its TOML content."""
+    manifest = _manifest_file(Path(path))
+    folder = manifest.resolve().parent
+    confine = Path(root).resolve() if root is not None else folder
+    if not folder.is_relative_to(confine):
+        raise ManifestError(manifest.name, "the manifest lies outside the folder it must stay in")
+    shown = _shown(manifest, path, confine)
+    raw = manifest.read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ManifestError(shown, f"not UTF-8 text (byte {err.start})") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ManifestError(shown, f"TOML syntax error: {err}") from None
+    return manifest, folder, confine, shown, raw, data
+
+
+def check_paths(path, *, root=None) -> None:
+    """Refuse a manifest whose ``[[files]]`` paths leave the study folder (or ``root``).
+
+    The confinement :func:`load_study` applies, without reading any data file: for a server
+    that checks a study at submission and loads it later.
+
+    Raises
+    ------
+    ManifestError
+        An absolute path, ``..`` or a symbolic link out; names the entry, no resolved path.
+    """
+    _, folder, confine, shown, _, data = _parse(path, root)
+    for i, item in enumerate(_table_list(shown, data, "files")):
+        rel = item.get("path")
+        if isinstance(rel, str):
+            _confined(shown, f"files #{i + 1} ({rel})", folder, confine, rel)
+
+
+def load_study(path, *, unreadable: str = "raise", root=None) -> Study:
     """Load a study folder (or its ``manifest.toml``) with all its spectra and DC records.
 
     Parameters
@@ -417,38 +608,35 @@ def load_study(path, *, unreadable: str = "raise") -> Study:
     unreadable : ``"raise"`` (default) stops at the first data file that cannot be read;
         ``"record"`` skips it and lists it in :attr:`Study.unreadable` with the reason, so an
         analysis can go on and report it. Manifest errors always raise.
+    root : the folder that every data file must lie in (default: the manifest's folder); a
+        server passes the upload folder. The manifest must lie inside it too.
 
     Raises
     ------
     ManifestError
         Missing manifest or data file, TOML syntax error (with its line), unknown recipe or
         cell, duplicate cell ids or measurements, impossible geometry, temperature outside
-        −100..500 °C; one line naming the manifest and the entry.
+        −100..500 °C or more than 2 K from the one the file states, a path outside the study
+        folder, a bad reader option or window; one line naming the manifest and the entry.
     FileFormatError
-        A data file cannot be read (names the file).
+        A data file cannot be read (names the file as the manifest writes it).
     """
-    manifest = _manifest_file(Path(path))
-    raw = manifest.read_bytes()
-    try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as err:
-        raise ManifestError(manifest, f"not UTF-8 text (byte {err.start})") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ManifestError(manifest, f"TOML syntax error: {err}") from None
+    manifest, folder, confine, shown, raw, data = _parse(path, root)
     info = data.get("study", {})
     if not isinstance(info, dict):
-        raise ManifestError(manifest, "'study' must be a table ([study])")
-    recipes = _check_recipes(manifest, data)
-    kind = _study_kind(manifest, info, recipes)
-    cells = _check_cells(manifest, data, recipes)
-    entries = _check_files(manifest, data, cells)
+        raise ManifestError(shown, "'study' must be a table ([study])")
+    defaults = _study_settings(shown, data, info)
+    recipes = _check_recipes(shown, data)
+    kind = _study_kind(shown, info, recipes)
+    cells = _check_cells(shown, data, recipes)
+    entries = _check_files(shown, data, cells, folder, confine, defaults)
     if unreadable not in ("raise", "record"):
         raise ValueError(f"unreadable must be 'raise' or 'record', got {unreadable!r}")
     measurements, skipped = [], []
     for entry in entries:
         cell = cells.loc[entry.cell_id]
         try:
-            measurements.append(_read(entry, cell))
+            measurements.append(_read(shown, entry, cell))
         except FileFormatError as err:
             if unreadable == "raise":
                 raise
@@ -475,12 +663,31 @@ def load_study(path, *, unreadable: str = "raise") -> Study:
     )
 
 
-def _read(entry: _FileEntry, cell: pd.Series) -> xr.Dataset:
+def _read(manifest: str, entry: _FileEntry, cell: pd.Series) -> xr.Dataset:
+    """Read one file; errors and warnings name it as the manifest writes it."""
     reader = read_spectrum if entry.kind == "eis" else read_dc
-    ds = reader(entry.path)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ds = reader(entry.path, **entry.reader)
+    except FileFormatError as err:
+        raise FileFormatError(entry.as_written, err.problem, err.line) from None
+    except InputError as err:
+        raise ManifestError(manifest, str(err), entry.entry) from None
+    for w in caught:
+        message = str(w.message).replace(str(entry.path), entry.as_written)
+        warnings.warn(message, w.category, stacklevel=3)
     file_temperature = ds.attrs.get("temperature_K")
     if file_temperature is not None:
         ds.attrs["file_temperature_K"] = file_temperature
+        if abs(file_temperature - entry.temperature_K) > TEMPERATURE_TOLERANCE_K:
+            raise ManifestError(
+                manifest,
+                f"the manifest gives {entry.temperature_K - ZERO_C_K:g} °C but the file states "
+                f"{file_temperature - ZERO_C_K:.1f} °C (more than "
+                f"{TEMPERATURE_TOLERANCE_K:g} K apart)",
+                entry.entry,
+            )
     ds.attrs.update(
         recipe=cell["recipe"],
         cell_id=entry.cell_id,
@@ -494,4 +701,12 @@ def _read(entry: _FileEntry, cell: pd.Series) -> xr.Dataset:
         manifest_path=entry.as_written,
         file_sha256=hashlib.sha256(entry.path.read_bytes()).hexdigest(),
     )
+    if entry.reader:
+        ds.attrs["reader_options"] = json.dumps(entry.reader)
+    if entry.kind == "eis" and entry.window:
+        try:
+            ds = trim(ds, **entry.window)
+        except InputError as err:
+            problem = str(err).split(": ", 1)[-1]
+            raise ManifestError(manifest, f"{entry.as_written}: {problem}", entry.entry) from None
     return ds

@@ -26,7 +26,9 @@
       "rate_capability": [                       model prediction (physics.md §2.7 proxy)
         {"recipe": str, "temperature_C": float, "c_rate_per_h": float,
          "median": float, "ci90": [lo, hi]}],
-      "settings": {"method": str, "joint": bool, "seed": int, "draws": int, "chains": int,
+      "warnings": [str],                         e.g. σ requested > 10 K outside the measured range
+      "settings": {"kind": str,                  the study's kind (composite_cathode, …)
+                   "method": str, "joint": bool, "seed": int, "draws": int, "chains": int,
                    "tune": int, "circuit": str, "reference_temperature_K": {kind: float}},
       "timing_s": {"total": float, "fits": float, "arrhenius": float, ...}
     }
@@ -143,13 +145,22 @@ def write_atomic(path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a result should read like any file
+        with_user_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def with_user_umask(path) -> None:
+    """Give ``path`` the mode a new file gets under the user's umask (``0o666 & ~umask``).
+
+    ``tempfile.mkstemp`` creates 0600 files; results written through one and renamed into
+    place should read like any file the user creates.
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def write_summary(summary: dict, path) -> None:

@@ -8,6 +8,11 @@ Acquisition functions (all for *maximisation* of the objective):
 - ``upper_confidence_bound``: mean + β·sd.
 - ``log_probability_at_least``: log P(f ≥ threshold) for outcome constraints and, added to log EI,
   gives constrained EI (Gardner et al. 2014).
+- ``log_expected_hypervolume_improvement``: log EHVI of several independent Gaussian objectives
+  over the non-dominated boxes of a front (:func:`optimizer.pareto.nondominated_boxes`), exact:
+  in each box the improvement is a product of one-dimensional clipped gains whose expectations
+  are differences of EIs, computed in log space like log EI, so it keeps a slope far into the
+  dominated region.
 
 Maximisation (:func:`maximize`): the function is evaluated on many scrambled-Sobol candidates at
 once (every categorical combination when there are few, Sobol-drawn choices otherwise), plus small
@@ -63,16 +68,51 @@ def _log_h(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def log_expected_improvement(mean, sd, best: float) -> np.ndarray:
+def log_expected_improvement(mean, sd, best) -> np.ndarray:
     """log E[max(f − best, 0)] for f ~ N(mean, sd²) (same units as the objective).
 
     Parameters
     ----------
     mean, sd : posterior mean and sd of the objective at the candidates.
-    best : incumbent value to improve on.
+    best : incumbent value to improve on (a number, or an array broadcasting with ``mean``).
     """
     sd = np.maximum(np.asarray(sd, float), 1e-12)
     return np.log(sd) + _log_h((np.asarray(mean, float) - best) / sd)
+
+
+def log_expected_hypervolume_improvement(mean, sd, lower, upper) -> np.ndarray:
+    """log E[HVI(y)] for y_k ~ N(mean_k, sd_k²) independent, exact over the given boxes.
+
+    Parameters
+    ----------
+    mean : (m, k) posterior mean of the k objectives (maximised) at m candidates, or (m, b, k):
+        a mean per box (boxes of several fronts, each with its own conditional mean).
+    sd : (m, k) posterior sd.
+    lower, upper : (b, k) non-dominated boxes (``upper`` may be +inf).
+
+    E[max(0, min(y, u) − l)] = EI(l) − EI(u) per dimension (EI at threshold t: E[max(y − t, 0)]),
+    and E[HVI] = Σ_boxes Π_k of those (independence); all in log space. Returns (m,).
+    """
+    mean = np.asarray(mean, float)
+    lower = np.asarray(lower, float)
+    if mean.ndim == 2:
+        mean = np.broadcast_to(mean[:, None, :], (len(mean), *lower.shape))
+    sd = np.broadcast_to(np.maximum(np.asarray(sd, float), 1e-12)[:, None, :], mean.shape)
+    lower = np.broadcast_to(lower[None], mean.shape)
+    upper = np.asarray(upper, float)
+    log_box = log_expected_improvement(mean, sd, lower)
+    finite = np.broadcast_to(np.isfinite(upper)[None], mean.shape)
+    if finite.any():
+        log_hi = log_expected_improvement(
+            mean[finite], sd[finite], np.broadcast_to(upper[None], mean.shape)[finite]
+        )
+        with np.errstate(divide="ignore"):
+            log_box[finite] += _log1mexp(np.minimum(log_hi - log_box[finite], -1e-300))
+    log_box = log_box.sum(axis=2)  # (m, b)
+    top = log_box.max(axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):
+        return top[:, 0] + np.log(np.exp(log_box - top).sum(axis=1))
 
 
 def upper_confidence_bound(mean, sd, beta: float = 2.0) -> np.ndarray:

@@ -9,37 +9,43 @@ Example
 ...         for b in batch])
 >>> c.tell([{"params": {...}, "values": {...}}])          # made outside the campaign
 >>> c.tell([{"id": "r002-1", "failed": True, "reason": "film did not form"}])
+>>> mean, sd = c.predict([{...}])                         # the campaign's GP, per metric
 >>> c.save("campaign.json"); c = Campaign.load("campaign.json")
 
-How a batch is proposed (:meth:`Campaign.ask`)
-----------------------------------------------
-1. Until ``n_initial`` experiments are told or pending (or while fewer than two have succeeded), the
-   batch is the next points of one scrambled Sobol sequence of the campaign seed.
-2. Then a GP (:mod:`optimizer.surrogate`) is fitted to the successful observations, each with its
-   own noise (the sd told with it). One objective: the acquisition is log EI over the best posterior
-   mean among observed points (or UCB). Several objectives: ParEGO — every batch member draws random
-   weights on the simplex, the objectives (scaled to [0, 1] over the observations) are combined by
-   an augmented Chebyshev scalarisation, and a GP on that scalar gives log EI; over rounds the
-   weights cover the Pareto front.
-3. Outcome constraints (e.g. log10 σ_el ≥ −2) each get a GP; log P(constraint met) is added to the
-   acquisition (constrained EI). Failed experiments train a GP classifier
-   (:mod:`optimizer.feasibility`); log P(success) is added as well, candidates below
-   ``p_success_min`` (default 0.7) are not proposed, and the final choice maximises the expected
-   utility P(success)·EI − (1 − P(success))·cost of a failure (``failure_cost``, default 0.1 sd of
-   the observed objective), so the boundary of a failure region is probed only while that pays.
-4. Batches and pending experiments: Kriging believer — pending experiments (asked, not yet told) and
-   the batch members already chosen enter the objective GP as fantasies at their predicted mean,
-   which removes their uncertainty, and raise the incumbent to their mean, so the next choice goes
-   elsewhere; exact repeats of observed, pending or chosen points are excluded outright.
-5. Batch-shared parameters (``ask(q, shared=["anneal_C"])``): the first member is chosen freely, the
-   others with the shared parameters held at its values (one pressing or annealing run per batch).
+The campaign holds state (space, objectives, settings, history, pending, rounds, the last fitted
+GP hyperparameters) and persistence; proposals come from small recommender objects
+(:mod:`optimizer.recommenders`) that :meth:`Campaign.ask` delegates to:
 
-Every ask also reports the expected improvement left at its first proposal (in objective units; the
-scalarised 0–1 scale for several objectives) and the GP's length scales per parameter (short = the
-objective changes fast along it), kept per round in :attr:`Campaign.rounds` to decide when to stop.
+1. Until ``n_initial`` experiments are told or pending (or while fewer than two have succeeded),
+   :class:`~optimizer.recommenders.SobolDesign`: the next points of one scrambled Sobol sequence
+   of the campaign seed.
+2. One objective, :class:`~optimizer.recommenders.GPBatch`: a GP (:mod:`optimizer.surrogate`) on
+   the successful observations, each with its own noise (the sd told with it), log EI over the
+   best posterior mean among observed points (or UCB); batches and pending experiments by
+   Kriging believer.
+3. Several objectives, :class:`~optimizer.recommenders.EHVIBatch` (default): a GP per objective
+   and noisy expected hypervolume improvement with pending experiments and earlier batch members
+   as fantasies; or ParEGO (``multi_objective="parego"``).
+4. Outcome constraints (e.g. log10 σ_el ≥ −2) each get a GP; log P(constraint met) is added to
+   the acquisition. Failed experiments train a GP classifier (:mod:`optimizer.feasibility`);
+   candidates below ``p_success_min`` (default 0.7) are not proposed, and the final choice
+   maximises the expected utility P(success)·gain − (1 − P(success))·cost of a failure
+   (``failure_cost``), so the boundary of a failure region is probed only while that pays.
+5. Batch-shared parameters (``ask(q, shared=["anneal_C"])``): the first member is chosen freely,
+   the others with the shared parameters held at its values (one pressing or annealing run per
+   batch). Exact repeats of observed, pending or chosen points are never proposed.
+
+Every ask also reports the acquisition value left at its first proposal and the GP's length
+scales per parameter (short = the objective changes fast along it), kept per round in
+:attr:`Campaign.rounds` to decide when to stop.
 
 Randomness: round ``r`` draws from ``numpy.random.default_rng([seed, r])`` (GP restarts, Sobol
-scrambling, weights), so a campaign saved and loaded in a new process proposes the same next batch.
+scrambling, weights, posterior draws), so a campaign saved and loaded in a new process proposes
+the same next batch.
+
+Files: format ``sigmalab.campaign``, version 2; version-1 files (saved before the recommenders
+existed) load with this version's defaults for the new settings (``multi_objective="ehvi"``, no
+reference point).
 """
 
 from __future__ import annotations
@@ -53,26 +59,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import qmc
 from threadpoolctl import threadpool_limits
 
-from optimizer.acquisition import (
-    log_expected_improvement,
-    log_probability_at_least,
-    maximize,
-    upper_confidence_bound,
-)
+from inference.summary import with_user_umask
 from optimizer.errors import CampaignError, CampaignFileError, ObservationError, SpaceError
-from optimizer.feasibility import FAILURE_COST, P_SUCCESS_MIN, FailureModel
-from optimizer.pareto import chebyshev_scalarize, hypervolume, pareto_mask
+from optimizer.feasibility import FAILURE_COST, P_SUCCESS_MIN
+from optimizer.models import fit_gp, metric_arrays, signed
+from optimizer.observations import OBJECTIVE_KINDS, observations_from_study
+from optimizer.pareto import hypervolume, pareto_mask
+from optimizer.recommenders import EHVIBatch, GPBatch, ParEGOBatch, SobolDesign, TwoPhase
 from optimizer.space import FeasibilityRule, Space
-from optimizer.surrogate import GPSurrogate
 
 FORMAT = "sigmalab.campaign"
-VERSION = 1
+VERSION = 2
+READS_VERSIONS = (1, 2)
 DIRECTIONS = ("maximize", "minimize")
 ACQUISITIONS = ("log_ei", "ucb")
-_SOBOL_STREAM = 0x5B01  # second seed word of the initial-design Sobol sequence
+MULTI_OBJECTIVE = ("ehvi", "parego")
+_PREDICT_STREAM = 0x9E3D  # third seed word of the fits behind predict()
 _TELL_KEYS = {"id", "params", "values", "sd", "failed", "reason", "source"}
 
 
@@ -90,9 +94,12 @@ class Proposals(list):
     Attributes
     ----------
     round : round number of this ask.
-    strategy : ``"sobol"`` (initial design) or ``"gp"``.
-    expected_improvement : expected improvement at the first proposal (objective units; 0–1
-        scalarised scale with several objectives), times P(feasible); None for Sobol rounds.
+    strategy : ``"sobol"`` (initial design), ``"gp"`` (one objective), ``"ehvi"`` or
+        ``"parego"`` (several).
+    expected_improvement : acquisition value at the first proposal, times P(feasible): expected
+        improvement in objective units (one objective), expected hypervolume improvement (EHVI,
+        a product of objective units), or EI on the 0–1 scalarised scale (ParEGO); None for
+        Sobol rounds.
     length_scales : GP length scale per parameter (unit-scaled input; short = influential).
     ranking : parameter names, most influential first.
     """
@@ -107,6 +114,9 @@ class Proposals(list):
 class Campaign:
     """Ask/tell Bayesian optimisation of lab recipes.
 
+    The constructor only checks and stores its settings; proposals come from
+    :attr:`recommender`.
+
     Parameters
     ----------
     space : search-space spec (see :mod:`optimizer.space`) or a :class:`Space`.
@@ -114,8 +124,13 @@ class Campaign:
     seed : campaign seed; all randomness derives from it and the round counter.
     outcome_constraints : ``{metric: {"min": x, "max": y}}`` on measured quantities (objectives or
         other metrics told with every observation), e.g. ``{"sigma_el": {"min": -2}}``.
-    acquisition : ``"log_ei"`` (default) or ``"ucb"``.
+    acquisition : one objective: ``"log_ei"`` (default) or ``"ucb"``.
     ucb_beta : β of UCB.
+    multi_objective : several objectives: ``"ehvi"`` (default, expected hypervolume
+        improvement) or ``"parego"``.
+    reference : several objectives: hypervolume reference point ``{objective: value}`` in
+        objective units (the worst value still worth having); default from the observations
+        (:func:`optimizer.recommenders.hypervolume.default_reference`).
     n_initial : Sobol points before the GP takes over; default ``max(4, number of parameters + 1)``.
     feasible : known feasibility rule ``params -> bool`` (not saved; pass it again to :meth:`load`).
     p_success_min : proposals need a predicted P(success) of at least this (GP classifier on
@@ -131,6 +146,8 @@ class Campaign:
         "reason", "source", "round", "asked_at", "told_at"}``.
     pending : asked, not yet told: ``{id: {"params", "round", "asked_at"}}``.
     rounds : per-ask diagnostics (expected improvement, length scales, ranking, ids).
+    metrics : objectives, then constrained metrics that are not objectives.
+    hyperparameters : last fitted GP hyperparameters per model (the first start of the next fit).
     """
 
     def __init__(
@@ -142,46 +159,19 @@ class Campaign:
         outcome_constraints: Mapping[str, Mapping[str, float]] | None = None,
         acquisition: str = "log_ei",
         ucb_beta: float = 2.0,
+        multi_objective: str = "ehvi",
+        reference: Mapping[str, float] | None = None,
         n_initial: int | None = None,
         feasible: FeasibilityRule | None = None,
         p_success_min: float = P_SUCCESS_MIN,
         failure_cost: float = FAILURE_COST,
     ):
         self.space = Space.from_spec(space, feasible)
-        if not isinstance(objectives, Mapping) or not objectives:
-            raise SpaceError(
-                "objectives", "expected a mapping {name: 'maximize' | 'minimize'}", what="campaign"
-            )
-        for name, direction in objectives.items():
-            if direction not in DIRECTIONS:
-                raise SpaceError(
-                    f"objectives.{name}",
-                    f"expected one of {DIRECTIONS}, got {direction!r}",
-                    what="campaign",
-                )
-        self.objectives = dict(objectives)
-        self.outcome_constraints = {}
-        for name, bounds in (outcome_constraints or {}).items():
-            if not isinstance(bounds, Mapping) or not bounds or set(bounds) - {"min", "max"}:
-                raise SpaceError(
-                    f"outcome_constraints.{name}",
-                    f"expected {{'min': x}} and/or {{'max': y}}, got {bounds!r}",
-                    what="campaign",
-                )
-            for key, v in bounds.items():
-                if not _finite(v):
-                    raise SpaceError(
-                        f"outcome_constraints.{name}.{key}",
-                        f"expected a number, got {v!r}",
-                        what="campaign",
-                    )
-            self.outcome_constraints[name] = {k: float(v) for k, v in bounds.items()}
-        if acquisition not in ACQUISITIONS:
-            raise SpaceError(
-                "acquisition",
-                f"expected one of {ACQUISITIONS}, got {acquisition!r}",
-                what="campaign",
-            )
+        self.objectives = _check_objectives(objectives)
+        self.outcome_constraints = _check_constraints(outcome_constraints or {})
+        self.acquisition = _check_choice("acquisition", acquisition, ACQUISITIONS)
+        self.multi_objective = _check_choice("multi_objective", multi_objective, MULTI_OBJECTIVE)
+        self.reference = _check_reference(reference, self.objectives)
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise SpaceError(
                 "seed", f"expected a non-negative integer, got {seed!r}", what="campaign"
@@ -199,10 +189,19 @@ class Campaign:
                 "failure_cost", f"expected a number ≥ 0, got {failure_cost!r}", what="campaign"
             )
         self.failure_cost = float(failure_cost)
-        self.acquisition = acquisition
+        if not _finite(ucb_beta) or ucb_beta < 0:
+            raise SpaceError(
+                "ucb_beta", f"expected a number ≥ 0, got {ucb_beta!r}", what="campaign"
+            )
         self.ucb_beta = float(ucb_beta)
         n_free = len(self.space.continuous) + len(self.space.categorical)
-        self.n_initial = int(n_initial) if n_initial is not None else max(4, n_free + 1)
+        if n_initial is not None and (
+            not isinstance(n_initial, int) or isinstance(n_initial, bool) or n_initial < 1
+        ):
+            raise SpaceError(
+                "n_initial", f"expected a positive integer, got {n_initial!r}", what="campaign"
+            )
+        self.n_initial = n_initial if n_initial is not None else max(4, n_free + 1)
         self.metrics = list(self.objectives) + [
             m for m in self.outcome_constraints if m not in self.objectives
         ]
@@ -211,11 +210,21 @@ class Campaign:
         self.rounds: list[dict] = []
         self.round = 0
         self.n_sobol = 0
-        # Last fitted GP hyperparameters per model, the first start of the next fit (saved, so a
-        # loaded campaign fits exactly as the original would).
         self.hyperparameters: dict[str, dict] = {}
+        self._predict_cache: tuple | None = None
 
     # -- ask -------------------------------------------------------------------------------------
+    @property
+    def recommender(self) -> TwoPhase:
+        """The recommender this campaign's settings select (built on demand, not saved)."""
+        if len(self.objectives) == 1:
+            model = GPBatch(self.acquisition, self.ucb_beta)
+        elif self.multi_objective == "parego":
+            model = ParEGOBatch()
+        else:
+            model = EHVIBatch(self.reference)
+        return TwoPhase(SobolDesign(), model)
+
     def ask(self, q: int = 1, shared: Sequence[str] | None = None) -> Proposals:
         """Propose ``q`` new experiments; they become pending until told.
 
@@ -237,28 +246,22 @@ class Campaign:
                     f"ask.shared.{name}",
                     f"unknown parameter; the space has {list(self.space.by_name)}",
                 )
-        self.round += 1
-        rng = np.random.default_rng([self.seed, self.round])
-        ok = self._successes()
-        told_or_pending = len(self.history) + len(self.pending)
+        rng = np.random.default_rng([self.seed, self.round + 1])
         with threadpool_limits(limits=1, user_api="blas"):
-            if told_or_pending < self.n_initial or len(ok) < 2:
-                chosen = self._sobol_batch(q, shared)
-                info = {
-                    "strategy": "sobol",
-                    "expected_improvement": None,
-                    "length_scales": {},
-                    "ranking": [],
-                }
-            else:
-                chosen, info = self._model_batch(q, shared, ok, rng)
+            rec = self.recommender.recommend(self, q, shared, rng)
+        self.round += 1
+        if rec.n_sobol is not None:
+            self.n_sobol = rec.n_sobol
+        if rec.hyperparameters is not None:
+            self.hyperparameters = rec.hyperparameters
         asked_at = _now()
         out = Proposals()
-        for j, params in enumerate(chosen):
+        for j, params in enumerate(rec.params):
             pid = f"r{self.round:03d}-{j}"
             self.pending[pid] = {"params": params, "round": self.round, "asked_at": asked_at}
             out.append({"id": pid, "params": dict(params)})
         out.round = self.round
+        info = rec.info()
         for key, value in info.items():
             setattr(out, key, value)
         self.rounds.append(
@@ -266,7 +269,7 @@ class Campaign:
                 "round": self.round,
                 "asked_at": asked_at,
                 "q": q,
-                "n_observations": len(ok),
+                "n_observations": len(self.successes()),
                 "n_failed": sum(1 for h in self.history if h["failed"]),
                 **info,
                 "ids": [p["id"] for p in out],
@@ -274,211 +277,71 @@ class Campaign:
         )
         return out
 
-    def _successes(self) -> list[dict]:
+    def successes(self) -> list[dict]:
+        """Told experiments that did not fail."""
         return [h for h in self.history if not h["failed"]]
 
-    def _known_points(self) -> np.ndarray:
+    def known_points(self) -> np.ndarray:
+        """Encoded parameters of every told and pending experiment."""
         params = [h["params"] for h in self.history] + [p["params"] for p in self.pending.values()]
         return self.space.encode(params) if params else np.zeros((0, self.space.n_encoded))
 
-    def _sobol_batch(self, q: int, shared: list[str]) -> list[dict]:
-        space = self.space
-        d = space.n_cont + len(space.categorical)
-        sampler = qmc.Sobol(d, scramble=True, rng=np.random.default_rng([self.seed, _SOBOL_STREAM]))
-        known = self._known_points()
-        chosen: list[dict] = []
-        while len(chosen) < q:
-            total = 1 << math.ceil(math.log2(self.n_sobol + 4 * q + 16))
-            u = sampler.random(total)
-            sampler.reset()
-            for row in u[self.n_sobol :]:
-                self.n_sobol += 1
-                z = space.round_unit(row[: space.n_cont])
-                cat = [
-                    min(int(v * len(p.choices)), len(p.choices) - 1)
-                    for v, p in zip(row[space.n_cont :], space.categorical, strict=True)
-                ]
-                params = space.from_parts(z, np.array(cat, int))
-                if chosen:
-                    params.update({n: chosen[0][n] for n in shared})
-                x = space.encode([params])
-                seen = np.vstack([known, space.encode(chosen)]) if chosen else known
-                if len(seen) and (np.abs(seen - x).max(axis=1) < 1e-9).any():
-                    continue
-                if space.admissible(params):
-                    chosen.append(params)
-                    if len(chosen) == q:
-                        break
-            if self.n_sobol > 1 << 20:
-                raise CampaignError("the initial design found no admissible new point")
-        return chosen
+    # -- the campaign's GP -----------------------------------------------------------------------
+    def predict(self, params) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The campaign's GP posterior of every metric at ``params``.
 
-    def _fit_gp(self, key: str, X, y, sd, rng) -> GPSurrogate:
-        # Restarts matter most while data are few; past 100 points one warm-started restart keeps
-        # ask(4) under a second.
-        gp = GPSurrogate(
-            n_restarts=2 if len(y) <= 100 else 1,
-            random_state=int(rng.integers(2**31 - 1)),
-            warm_start=self.hyperparameters.get(key),
-        ).fit(X, y, sd)
-        self.hyperparameters[key] = gp.hyperparameters_
-        return gp
+        One GP per metric on the successful observations, fitted as the recommenders fit it
+        (:func:`optimizer.models.fit_gp`: each observation's own noise, the saved hyperparameters
+        as first start, seed ``[seed, round, 0x9E3D]``); the campaign's saved state is not
+        changed. Used by the reports' partial-dependence plots and the service's predictions.
 
-    def _signed(self, name: str, values: np.ndarray) -> np.ndarray:
-        return values if self.objectives.get(name, "maximize") == "maximize" else -values
+        Parameters
+        ----------
+        params : one parameter set or a list of them (checked like :meth:`tell`'s, except for
+            the linear constraints).
 
-    def _metric_arrays(self, ok: list[dict], name: str) -> tuple[np.ndarray, np.ndarray]:
-        y = np.array([h["values"][name] for h in ok], float)
-        sd = np.array([h["sd"].get(name, 0.0) for h in ok], float)
-        return y, sd
+        Returns
+        -------
+        mean, sd : ``{metric: (n,) array}`` of the latent value (without observation noise), in
+            the metric's own units.
 
-    def _model_batch(self, q: int, shared: list[str], ok: list[dict], rng) -> tuple[list, dict]:
-        space = self.space
-        X = space.encode([h["params"] for h in ok])
-        pending_X = (
-            space.encode([p["params"] for p in self.pending.values()])
-            if self.pending
-            else np.zeros((0, space.n_encoded))
-        )
+        Raises
+        ------
+        CampaignError : fewer than two successful observations (no GP yet).
+        ObservationError : a parameter set does not fit the space.
+        """
+        single = isinstance(params, Mapping)
+        items = [params] if single else list(params)
+        # Linear constraints are not checked: the GP has a value everywhere in the box.
+        full = [
+            self.space.validate(p, f"predict[{i}]", constraints=False) for i, p in enumerate(items)
+        ]
+        gps = self._predict_models()
+        Xn = self.space.encode(full) if full else np.zeros((0, self.space.n_encoded))
+        mean, sd = {}, {}
+        for name, (gp, direction) in gps.items():
+            m, s = gp.predict(Xn) if len(Xn) else (np.zeros(0), np.zeros(0))
+            mean[name], sd[name] = signed(direction, m), s
+        return mean, sd
 
-        def seed() -> int:
-            return int(rng.integers(2**31 - 1))
-
-        # Outcome constraints and failures: fitted once per ask, shared by all batch members.
-        constraint_models = []
-        for name, bounds in self.outcome_constraints.items():
-            y, sd = self._metric_arrays(ok, name)
-            gp = self._fit_gp(f"constraint:{name}", X, y, sd, rng)
-            constraint_models.append((gp, bounds))
-        failure = None
-        if any(h["failed"] for h in self.history):
-            all_X = space.encode([h["params"] for h in self.history])
-            failure = FailureModel(random_state=seed()).fit(
-                all_X, [not h["failed"] for h in self.history]
-            )
-
-        def log_feasible(Xc: np.ndarray) -> np.ndarray:
-            total = np.zeros(len(Xc))
-            for gp, bounds in constraint_models:
-                m, s = gp.predict(Xc)
-                if "min" in bounds:
-                    total += log_probability_at_least(m, s, bounds["min"])
-                if "max" in bounds:
-                    total += log_probability_at_least(-m, s, -bounds["max"])
-            if failure is not None:
-                total += failure.log_weight(Xc, self.p_success_min)
-            return total
-
-        # Incumbent candidates: observed points whose constraints are met in posterior mean.
-        meets = np.ones(len(ok), bool)
-        for gp, bounds in constraint_models:
-            m, _ = gp.predict(X)
-            meets &= (m >= bounds.get("min", -np.inf)) & (m <= bounds.get("max", np.inf))
-
-        exclude = np.vstack(
-            [
-                X,
-                pending_X,
-                space.encode([h["params"] for h in self.history if h["failed"]])
-                if any(h["failed"] for h in self.history)
-                else np.zeros((0, space.n_encoded)),
-            ]
-        )
-        chosen: list[dict] = []
-        info: dict = {"strategy": "gp"}
-        multi = len(self.objectives) > 1
-        model = None
-        if not multi:
-            name = next(iter(self.objectives))
-            y, sd = self._metric_arrays(ok, name)
-            model = self._fit_gp(f"objective:{name}", X, self._signed(name, y), sd, rng)
-            if len(pending_X):
-                model = model.condition_on(pending_X, model.predict(pending_X)[0])
-        for j in range(q):
-            fantasies = np.vstack([pending_X, space.encode(chosen)]) if chosen else pending_X
-            if multi:
-                model = self._scalarized_model(ok, X, rng)
-                if len(fantasies):
-                    model = model.condition_on(fantasies, model.predict(fantasies)[0])
-            if j == 0:
-                info.update(self._relevance(model))
-            mean_obs = model.predict(X)[0]
-            best = float(mean_obs[meets].max()) if meets.any() else None
-            if best is not None and len(fantasies):
-                # Fantasies raise the incumbent too; otherwise EI stays positive right next to a
-                # fantasy whose mean beats the best observation and the batch clusters there.
-                best = max(best, float(model.predict(fantasies)[0].max()))
-            anchors = [ok[i]["params"] for i in np.argsort(-mean_obs)[:5]]
-
-            def acq(Xc, model=model, best=best):
-                m, s = model.predict(Xc)
-                if best is None:  # nothing meets the constraints yet: find where they are met
-                    return log_feasible(Xc)
-                if self.acquisition == "ucb":
-                    base = (upper_confidence_bound(m, s, self.ucb_beta) - best) / model.y_std_
-                else:
-                    base = log_expected_improvement(m, s, best)
-                return base + log_feasible(Xc)
-
-            select = None
-            if failure is not None and best is not None:
-                cost = self.failure_cost * model.y_std_
-
-                def select(Xc, model=model, best=best, cost=cost, spread=j > 0):
-                    # Expected utility with a priced failure, u = P·gain − (1 − P)·cost, gain =
-                    # EI × P(outcome constraints met): a risky candidate must pay for its risk.
-                    m, s = model.predict(Xc)
-                    log_gain = log_expected_improvement(m, s, best)
-                    log_gain += log_feasible(Xc) - failure.log_weight(Xc, self.p_success_min)
-                    u = failure.expected_utility(Xc, np.exp(log_gain), cost)
-                    too_risky = failure.log_prob_success(Xc) < np.log(self.p_success_min)
-                    u[too_risky] = -np.inf
-                    if not spread or (u >= 0).any():
-                        return u
-                    # Nothing pays for its risk and u ≈ −(1 − P)·cost: every member would take
-                    # the same likeliest success. Later members take the least explored point
-                    # (posterior sd, which the fantasies lower) among the near-best ones instead.
-                    return np.where(u >= u.max() - 0.1 * cost, s, -np.inf)
-
-            fixed = {n: chosen[0][n] for n in shared} if chosen else None
-            known = np.vstack([exclude, space.encode(chosen)]) if chosen else exclude
-            params, _ = maximize(
-                acq, space, rng, fixed=fixed, anchors=anchors, exclude=known, select=select
-            )
-            x_new = space.encode([params])
-            if j == 0:
-                m, s = model.predict(x_new)
-                ei = (
-                    float(np.exp(log_expected_improvement(m, s, best)[0] + log_feasible(x_new)[0]))
-                    if best is not None
-                    else 0.0
-                )
-                info["expected_improvement"] = ei
-            chosen.append(params)
-            if not multi:
-                model = model.condition_on(x_new, model.predict(x_new)[0])
-        return chosen, info
-
-    def _scalarized_model(self, ok: list[dict], X: np.ndarray, rng) -> GPSurrogate:
-        cols, sds = [], []
-        for name in self.objectives:
-            y, sd = self._metric_arrays(ok, name)
-            y = self._signed(name, y)
-            lo, hi = y.min(), y.max()
-            span = hi - lo if hi > lo else 1.0
-            cols.append((y - lo) / span)
-            sds.append(sd / span)
-        Y_unit, SD_unit = np.column_stack(cols), np.column_stack(sds)
-        weights = rng.dirichlet(np.ones(len(self.objectives)))
-        s, grad = chebyshev_scalarize(Y_unit, weights)
-        s_sd = np.sqrt(((grad * SD_unit) ** 2).sum(axis=1))
-        return self._fit_gp("scalarized", X, s, s_sd, rng)
-
-    def _relevance(self, model: GPSurrogate) -> dict:
-        scales: dict[str, float] = {}
-        for owner, ls in zip(self.space.encoded_owner, model.length_scales_, strict=True):
-            scales[owner] = min(scales.get(owner, np.inf), float(ls))
-        return {"length_scales": scales, "ranking": sorted(scales, key=scales.get)}
+    def _predict_models(self) -> dict:
+        ok = self.successes()
+        if len(ok) < 2:
+            raise CampaignError("predict needs at least two successful observations")
+        key = (len(self.history), self.round)
+        if self._predict_cache is not None and self._predict_cache[0] == key:
+            return self._predict_cache[1]
+        rng = np.random.default_rng([self.seed, self.round, _PREDICT_STREAM])
+        hyper = dict(self.hyperparameters)
+        X = self.space.encode([h["params"] for h in ok])
+        gps = {}
+        for name in self.metrics:
+            direction = self.objectives.get(name, "maximize")
+            model = f"objective:{name}" if name in self.objectives else f"constraint:{name}"
+            y, sd = metric_arrays(ok, name)
+            gps[name] = (fit_gp(model, X, signed(direction, y), sd, rng, hyper), direction)
+        self._predict_cache = (key, gps)
+        return gps
 
     # -- tell ------------------------------------------------------------------------------------
     def tell(self, observations: Sequence[Mapping], source: Mapping | None = None) -> None:
@@ -606,53 +469,43 @@ class Campaign:
         kinds: Mapping[str, str] | None = None,
         source: Mapping | None = None,
     ) -> None:
-        """Tell the conductivities of a fitted study (an ``inference.StudyResult``).
+        """Tell the conductivities of a fitted study (an ``inference.StudyResult``), through
+        :func:`optimizer.observations.observations_from_study` (mean and sd of the recipe-level
+        log10 σ draws).
 
         Parameters
         ----------
-        study_result : a StudyResult, or any object with ``log10_sigma_draws(kind,
-            temperature_C)`` returning recipe-level posterior draws of log10 σ (S/cm) with a
-            ``recipe`` dimension; each objective gets their mean and sd.
+        study_result : a StudyResult, an object with its ``log10_sigma_draws(kind,
+            temperature_C)``, or the DataTree of a saved ``result.nc``.
         recipe_params : recipe name → its parameter set. A recipe whose parameters equal a pending
             proposal's closes that proposal; others are told as outside observations.
         temperature_C : temperature of the conductivity, °C.
         kinds : metric → conductivity kind; default ``sigma_ion → "ionic"``,
             ``sigma_el → "electronic"``.
         source : provenance attached to every observation (e.g. the study's result id).
+
+        Raises
+        ------
+        ObservationError : a recipe without a conductivity, parameters that do not fit the
+            space, a metric without a kind; nothing is told then.
         """
-        kinds = dict(kinds or {"sigma_ion": "ionic", "sigma_el": "electronic"})
-        missing = [m for m in self.metrics if m not in kinds]
-        if missing:
-            raise ObservationError(
-                "tell_study.kinds", f"no conductivity kind for metric(s) {missing}"
-            )
-        posteriors = {}
-        for m in self.metrics:
-            draws = study_result.log10_sigma_draws(kinds[m], temperature_C)
-            posteriors[m] = {
-                str(r): (float(draws.sel(recipe=r).mean()), float(draws.sel(recipe=r).std()))
-                for r in draws["recipe"].values
-            }
-        observations = []
+        recipes = {}
         for recipe, params in recipe_params.items():
-            values, sds = {}, {}
-            for m in self.metrics:
-                if recipe not in posteriors[m]:
-                    raise ObservationError(
-                        f"tell_study.{recipe}",
-                        f"no {kinds[m]} conductivity at {temperature_C} °C in the study result",
-                    )
-                mean, sd = posteriors[m][recipe]
-                values[m], sds[m] = float(mean), float(sd)
             full = self.space.validate(params, f"tell_study.{recipe}")
             match = [pid for pid, p in self.pending.items() if p["params"] == full]
-            obs = {
-                "values": values,
-                "sd": sds,
-                "source": {"recipe": recipe, "temperature_C": temperature_C, **(source or {})},
-            }
-            obs.update({"id": match[0]} if match else {"params": full})
-            observations.append(obs)
+            recipes[recipe] = {"id": match[0]} if match else {"params": full}
+        try:
+            observations = observations_from_study(
+                study_result,
+                self.metrics,
+                recipes,
+                temperature_C=temperature_C,
+                kinds=OBJECTIVE_KINDS if kinds is None else kinds,
+                source=source,
+            )
+        except ObservationError as err:
+            raise ObservationError(err.where.replace("observations_from_study", "tell_study"),
+                                   err.problem) from None  # fmt: skip
         self.tell(observations)
 
     # -- results ---------------------------------------------------------------------------------
@@ -667,7 +520,7 @@ class Campaign:
         if len(self.objectives) > 1:
             raise CampaignError("best() needs a single objective; use pareto() for several")
         name, direction = next(iter(self.objectives.items()))
-        ok = [h for h in self._successes() if self._meets_constraints(h)]
+        ok = [h for h in self.successes() if self._meets_constraints(h)]
         if not ok:
             return None
         pick = max if direction == "maximize" else min
@@ -675,11 +528,14 @@ class Campaign:
 
     def pareto(self) -> list[dict]:
         """Observed experiments on the Pareto front of the objectives (constraints met)."""
-        ok = [h for h in self._successes() if self._meets_constraints(h)]
+        ok = [h for h in self.successes() if self._meets_constraints(h)]
         if not ok:
             return []
         Y = np.column_stack(
-            [self._signed(n, np.array([h["values"][n] for h in ok])) for n in self.objectives]
+            [
+                signed(self.objectives[n], np.array([h["values"][n] for h in ok]))
+                for n in self.objectives
+            ]
         )
         return [dict(h) for h, keep in zip(ok, pareto_mask(Y), strict=True) if keep]
 
@@ -689,9 +545,12 @@ class Campaign:
         if not front:
             return 0.0
         Y = np.column_stack(
-            [self._signed(n, np.array([h["values"][n] for h in front])) for n in self.objectives]
+            [
+                signed(self.objectives[n], np.array([h["values"][n] for h in front]))
+                for n in self.objectives
+            ]
         )
-        ref = [float(self._signed(n, np.array(reference[n]))) for n in self.objectives]
+        ref = [float(signed(self.objectives[n], np.array(reference[n]))) for n in self.objectives]
         return hypervolume(Y, ref)
 
     def to_dataframe(self):
@@ -744,6 +603,8 @@ class Campaign:
             "seed": self.seed,
             "acquisition": self.acquisition,
             "ucb_beta": self.ucb_beta,
+            "multi_objective": self.multi_objective,
+            "reference": self.reference,
             "p_success_min": self.p_success_min,
             "failure_cost": self.failure_cost,
             "n_initial": self.n_initial,
@@ -766,6 +627,7 @@ class Campaign:
                 fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
+            with_user_umask(tmp)  # mkstemp makes 0600
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -775,14 +637,15 @@ class Campaign:
     def from_dict(
         cls, data: Mapping, feasible: FeasibilityRule | None = None, where: str = "campaign"
     ) -> Campaign:
-        """Rebuild a campaign from :meth:`to_dict` data; raises :class:`CampaignFileError`."""
+        """Rebuild a campaign from :meth:`to_dict` data (this version's or version 1's); raises
+        :class:`CampaignFileError`."""
         if not isinstance(data, Mapping) or data.get("format") != FORMAT:
             raise CampaignFileError(where, f"not a {FORMAT} file (missing or wrong 'format')")
-        if data.get("version") != VERSION:
+        if data.get("version") not in READS_VERSIONS:
             raise CampaignFileError(
                 where,
                 f"version {data.get('version')!r} is not supported "
-                f"(this sigmalab reads version {VERSION})",
+                f"(this sigmalab reads versions {', '.join(map(str, READS_VERSIONS))})",
             )
         try:
             c = cls(
@@ -792,6 +655,8 @@ class Campaign:
                 outcome_constraints=data["outcome_constraints"],
                 acquisition=data["acquisition"],
                 ucb_beta=data["ucb_beta"],
+                multi_objective=data.get("multi_objective", "ehvi"),
+                reference=data.get("reference"),
                 n_initial=data["n_initial"],
                 feasible=feasible,
                 p_success_min=data.get("p_success_min", P_SUCCESS_MIN),
@@ -808,6 +673,8 @@ class Campaign:
                 p["params"] = c.space.validate(p["params"], f"pending[{pid}].params")
         except KeyError as err:
             raise CampaignFileError(where, f"missing field {err}") from None
+        except (TypeError, ValueError, AttributeError) as err:
+            raise CampaignFileError(where, f"malformed content: {err}") from None
         except (SpaceError, ObservationError) as err:
             raise CampaignFileError(where, str(err)) from None
         return c
@@ -827,16 +694,61 @@ class Campaign:
         return cls.from_dict(data, feasible, where=str(path))
 
 
-def plot_progress(campaign: Campaign, path) -> None:
-    """Plot, per round, the expected improvement left and the GP length scale of each parameter
-    (:func:`optimizer.plots.progress_figure`) into ``path``.
+def _check_objectives(objectives) -> dict[str, str]:
+    if not isinstance(objectives, Mapping) or not objectives:
+        raise SpaceError(
+            "objectives", "expected a mapping {name: 'maximize' | 'minimize'}", what="campaign"
+        )
+    for name, direction in objectives.items():
+        if direction not in DIRECTIONS:
+            raise SpaceError(
+                f"objectives.{name}",
+                f"expected one of {DIRECTIONS}, got {direction!r}",
+                what="campaign",
+            )
+    return dict(objectives)
 
-    Falling expected improvement with stable length scales is the signal to stop.
-    """
-    import matplotlib.pyplot as plt
 
-    from optimizer.plots import progress_figure
+def _check_constraints(constraints) -> dict[str, dict[str, float]]:
+    if not isinstance(constraints, Mapping):
+        raise SpaceError(
+            "outcome_constraints", f"expected a mapping, got {constraints!r}", what="campaign"
+        )
+    out = {}
+    for name, bounds in constraints.items():
+        if not isinstance(bounds, Mapping) or not bounds or set(bounds) - {"min", "max"}:
+            raise SpaceError(
+                f"outcome_constraints.{name}",
+                f"expected {{'min': x}} and/or {{'max': y}}, got {bounds!r}",
+                what="campaign",
+            )
+        for key, v in bounds.items():
+            if not _finite(v):
+                raise SpaceError(
+                    f"outcome_constraints.{name}.{key}",
+                    f"expected a number, got {v!r}",
+                    what="campaign",
+                )
+        out[name] = {k: float(v) for k, v in bounds.items()}
+    return out
 
-    fig = progress_figure(campaign.to_dict())
-    fig.savefig(path)
-    plt.close(fig)
+
+def _check_choice(field: str, value, allowed: tuple) -> str:
+    if value not in allowed:
+        raise SpaceError(field, f"expected one of {allowed}, got {value!r}", what="campaign")
+    return value
+
+
+def _check_reference(reference, objectives: dict) -> dict[str, float] | None:
+    if reference is None:
+        return None
+    if not isinstance(reference, Mapping) or set(reference) != set(objectives):
+        raise SpaceError(
+            "reference",
+            f"expected a value for each objective {list(objectives)}, got {reference!r}",
+            what="campaign",
+        )
+    for name, v in reference.items():
+        if not _finite(v):
+            raise SpaceError(f"reference.{name}", f"expected a number, got {v!r}", what="campaign")
+    return {name: float(reference[name]) for name in objectives}

@@ -17,9 +17,10 @@ One round ``k``:
    ``out_dir/round_<k>/study`` (the same files a potentiostat would write).
 3. A recipe whose film could not be made is told as failed, with the lab's reason.
 4. :func:`inference.analysis.analyze_study` (``"lsq"`` or ``"nuts"`` stage-1 fits, Bayesian
-   Arrhenius layer) turns the files into posteriors; the posterior mean and sd of the
-   recipe-level log10 σ (S/cm) at ``temperature_C`` are told for each objective (``sigma_ion``
-   → ionic, ``sigma_el`` → electronic). A recipe the analysis could not fit is told as failed.
+   Arrhenius layer) turns the files into posteriors, told through
+   :func:`optimizer.observations.observations_from_study` (the posterior mean and sd of the
+   recipe-level log10 σ (S/cm) at ``temperature_C``; ``sigma_ion`` → ionic, ``sigma_el`` →
+   electronic). A recipe the analysis could not fit is told as failed.
 5. ``campaign.json`` and ``report.html`` are rewritten (atomically).
 
 Resuming: the campaign file holds every told round and, after step 1, the pending proposals of
@@ -48,6 +49,7 @@ from inference.errors import InputError
 from inference.summary import write_atomic
 from optimizer.campaign import Campaign
 from optimizer.errors import SpaceError
+from optimizer.observations import OBJECTIVE_KINDS, observations_from_study
 from optimizer.plots import (
     PD_SAMPLES,
     best_per_round,
@@ -66,8 +68,6 @@ DEFAULT_SPACE = {
     "process": {"type": "categorical", "choices": ["dry", "wet"]},
     "press_MPa": {"type": "integer", "low": 100, "high": 500},
 }
-#: Objectives the loop can measure → the analysis' conductivity kind (told as log10 σ, S/cm).
-OBJECTIVE_KINDS = {"sigma_ion": "ionic", "sigma_el": "electronic"}
 #: The binder each process can use, when the space does not choose the binder itself.
 PROCESS_BINDER = {"dry": "PTFE", "wet": "NBR"}
 CAMPAIGN_FILE = "campaign.json"
@@ -186,41 +186,26 @@ def _measure_round(
             **analysis_options,
         )
         (round_dir / "summary.json").write_text(json.dumps(result.summary_dict(), indent=1))
-        posteriors = {}
-        for metric in campaign.metrics:
-            kind = OBJECTIVE_KINDS[metric]
-            if kind in result.kinds:
-                draws = result.log10_sigma_draws(kind, settings["temperature_C"])
-                dims = [d for d in draws.dims if d != "recipe"]
-                mean, sd = draws.mean(dim=dims), draws.std(dim=dims)
-                posteriors[metric] = {
-                    str(r): (float(mean.sel(recipe=r)), float(sd.sel(recipe=r)))
-                    for r in draws["recipe"].values
-                }
-            else:
-                posteriors[metric] = {}
-        for pid in measured:
-            missing = [m for m in campaign.metrics if pid not in posteriors[m]]
-            if missing:
-                kinds = ", ".join(OBJECTIVE_KINDS[m] for m in missing)
-                observations.append(
-                    {
-                        "id": pid,
-                        "failed": True,
-                        "reason": f"analysis gave no {kinds} conductivity (all fits failed)",
-                        "source": source,
-                    }
-                )
-                continue
-            observations.append(
-                {
-                    "id": pid,
-                    "values": {m: posteriors[m][pid][0] for m in campaign.metrics},
-                    "sd": {m: posteriors[m][pid][1] for m in campaign.metrics},
-                    "source": source,
-                }
-            )
+        observations += round_observations(
+            campaign, result, measured, settings["temperature_C"], source
+        )
     campaign.tell(observations)
+
+
+def round_observations(
+    campaign: Campaign, result, measured: list[str], temperature_C: float, source: dict
+) -> list[dict]:
+    """What the loop tells for the measured proposals ``measured`` (pending ids, the recipe
+    names of the round's study): :func:`~optimizer.observations.observations_from_study`, a
+    proposal without a conductivity told as failed."""
+    return observations_from_study(
+        result,
+        campaign.metrics,
+        {pid: {"id": pid} for pid in measured},
+        temperature_C=temperature_C,
+        source=source,
+        missing="fail",
+    )
 
 
 def run_closed_loop(

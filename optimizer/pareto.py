@@ -1,4 +1,5 @@
-"""Pareto fronts, hypervolume and the ParEGO scalarisation, for objectives to *maximise*.
+"""Pareto fronts, hypervolume, the non-dominated boxes behind expected hypervolume improvement,
+and the ParEGO scalarisation, for objectives to *maximise*.
 
 Minimised objectives are negated by the caller before they reach these functions.
 """
@@ -56,6 +57,54 @@ def hypervolume(Y, reference) -> float:
         volume += hypervolume(above, ref[:-1]) * (level - lower)
         lower = level
     return float(volume)
+
+
+def nondominated_boxes(front, reference) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint boxes that tile the region above ``reference`` not dominated by ``front``.
+
+    The hypervolume improvement of a point y is then exactly
+    ``Σ_boxes Π_k max(0, min(y_k, upper_k) − lower_k)`` (Yang et al. 2019, "Efficient computation
+    of expected hypervolume improvement using box decomposition"), which makes the expectation
+    over independent Gaussian objectives a sum of products of one-dimensional terms
+    (:func:`optimizer.acquisition.log_expected_hypervolume_improvement`).
+
+    Construction: a grid over the first k − 1 objectives from the front's coordinates; in each
+    grid column the dominated part is everything up to the best last objective among the front
+    points that cover the column, so the rest is one box reaching to +inf. (n + 1)^(k−1) boxes
+    for n front points; empty columns are dropped.
+
+    Parameters
+    ----------
+    front : (n, k) points (need not be non-dominated; points not above ``reference`` are ignored).
+    reference : (k,) lower corner of the hypervolume.
+
+    Returns
+    -------
+    lower, upper : (b, k) box corners; upper may be +inf.
+    """
+    ref = np.asarray(reference, float)
+    k = len(ref)
+    Y = np.asarray(front, float).reshape(-1, k)
+    Y = Y[(ref < Y).all(axis=1)]
+    if len(Y):
+        Y = Y[pareto_mask(Y)]
+    if k == 1:
+        top = max(ref[0], Y[:, 0].max()) if len(Y) else ref[0]
+        return np.array([[top]]), np.array([[np.inf]])
+    edges = [np.concatenate([[ref[i]], np.unique(Y[:, i]), [np.inf]]) for i in range(k - 1)]
+    grids = np.meshgrid(*[np.arange(len(e) - 1) for e in edges], indexing="ij")
+    idx = np.stack([g.ravel() for g in grids], axis=1)  # (cells, k − 1)
+    lo = np.column_stack([edges[i][idx[:, i]] for i in range(k - 1)])
+    hi = np.column_stack([edges[i][idx[:, i] + 1] for i in range(k - 1)])
+    if len(Y):
+        covers = (Y[None, :, : k - 1] >= hi[:, None, :]).all(axis=2)  # (cells, n)
+        level = np.where(covers, Y[None, :, -1], -np.inf).max(axis=1)
+        level = np.maximum(level, ref[-1])
+    else:
+        level = np.full(len(lo), ref[-1])
+    lower = np.column_stack([lo, level])
+    upper = np.column_stack([hi, np.full(len(lo), np.inf)])
+    return lower, upper
 
 
 def chebyshev_scalarize(Y_unit, weights, rho: float = 0.05) -> tuple[np.ndarray, np.ndarray]:

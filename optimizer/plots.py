@@ -4,19 +4,20 @@ All functions take the campaign's saved state (:meth:`optimizer.campaign.Campaig
 JSON a campaign file or the server's database holds) and return a matplotlib ``Figure`` (or
 plain data); callers save it or inline it with :func:`png_tag`. One implementation serves the
 closed-loop report (:mod:`optimizer.closed_loop`), the server's campaign report
-(``service.campaign_report``) and :func:`optimizer.campaign.plot_progress`.
+(``service.campaigns.report``) and :func:`optimizer.campaign.plot_progress`.
 
 - :func:`best_so_far_figure` — every observation (± sd) by the round it was proposed in, and the
   best so far per round (the convergence plot of one objective).
 - :func:`pareto_front_figure` — the observed Pareto front after each round (two objectives).
 - :func:`partial_dependence_figure` — the GP's partial dependence on one real parameter per
   choice of one categorical parameter (binder wt% per process by default).
-- :func:`progress_figure` — expected improvement left and GP length scales per round.
+- :func:`progress_figure` — expected improvement left and GP length scales per round;
+  :func:`plot_progress` saves it for a :class:`~optimizer.campaign.Campaign`.
 
-Partial dependence: the GP is fitted to every successful observation; for each choice and each
-value on a grid of the real parameter, the other parameters are averaged over
-:data:`PD_SAMPLES` points drawn from the search space (seed 0), which shows the effect with
-everything else marginalised.
+Partial dependence: the campaign's GP (:meth:`optimizer.campaign.Campaign.predict`, the model the
+campaign itself fits); for each choice and each value on a grid of the real parameter, the other
+parameters are averaged over :data:`PD_SAMPLES` points drawn from the search space (seed 0), which
+shows the effect with everything else marginalised.
 """
 
 from __future__ import annotations
@@ -133,25 +134,20 @@ def partial_dependence(state: Mapping, objective: str, real: str, categorical: s
     """GP partial dependence of ``objective`` on parameter ``real`` per choice of
     ``categorical``: ``(grid, {choice: (mean, sd)})``, or None with < 3 observations."""
     from optimizer.campaign import Campaign
-    from optimizer.surrogate import GPSurrogate
 
     campaign = Campaign.from_dict(state)
-    ok = [h for h in campaign.history if not h["failed"]]
-    if len(ok) < 3:
+    if len(campaign.successes()) < 3:
         return None
     space = campaign.space
-    X = space.encode([h["params"] for h in ok])
-    y = np.array([h["values"][objective] for h in ok])
-    sd = np.array([h["sd"].get(objective, 0.0) for h in ok])
-    gp = GPSurrogate(n_restarts=1, random_state=0).fit(X, y, sd)
     p = space.by_name[real]
     grid = np.linspace(p.low, p.high, PD_GRID)
     base = space.sample(PD_SAMPLES, np.random.default_rng(0))
     curves = {}
     for choice in space.by_name[categorical].choices:
         pts = [{**b, real: float(w), categorical: choice} for w in grid for b in base]
-        m, s = gp.predict(space.encode(pts))
-        m, s = m.reshape(PD_GRID, PD_SAMPLES), s.reshape(PD_GRID, PD_SAMPLES)
+        mean, sd = campaign.predict(pts)
+        m = mean[objective].reshape(PD_GRID, PD_SAMPLES)
+        s = sd[objective].reshape(PD_GRID, PD_SAMPLES)
         curves[choice] = (m.mean(axis=1), np.sqrt((s**2).mean(axis=1)))
     return grid, curves
 
@@ -210,3 +206,16 @@ def progress_figure(state: Mapping):
         ax_ls.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+def plot_progress(campaign, path) -> None:
+    """Plot, per round, the expected improvement left and the GP length scale of each parameter
+    (:func:`progress_figure`) of ``campaign`` into ``path``.
+
+    Falling expected improvement with stable length scales is the signal to stop.
+    """
+    import matplotlib.pyplot as plt
+
+    fig = progress_figure(campaign.to_dict())
+    fig.savefig(path)
+    plt.close(fig)

@@ -230,6 +230,27 @@ class GPSurrogate:
         var = np.maximum(self.amplitude_ - np.einsum("ij,ij->j", v, v), 1e-12 * self.amplitude_)
         return mean * self.y_std_ + self.y_mean_, np.sqrt(var) * self.y_std_
 
+    def predict_cov(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean (m,) and covariance (m, m) of the latent f at X (objective units)."""
+        X = np.atleast_2d(np.asarray(X, float))
+        ks = self._kernel(X, self.X_train_)
+        v = solve_triangular(self._L, ks.T, lower=True, check_finite=False)
+        cov = self._kernel(X, X) - v.T @ v
+        return (ks @ self._alpha) * self.y_std_ + self.y_mean_, cov * self.y_std_**2
+
+    def sample_latent(self, X, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` joint posterior draws (n, m) of the latent f at X (objective units)."""
+        mean, cov = self.predict_cov(X)
+        w, V = np.linalg.eigh(cov)
+        root = V * np.sqrt(np.maximum(w, 0.0))
+        return mean + rng.standard_normal((n, len(mean))) @ root.T
+
+    def given_latent(self, X_B, F_B) -> LatentConditional:
+        """The GP conditioned on latent values ``F_B`` (S, |B|) at ``X_B`` instead of the data:
+        for each of the S draws, the distribution of f elsewhere given f at ``X_B`` (used to
+        fantasise pending experiments and the noisy incumbent front together)."""
+        return LatentConditional(self, np.atleast_2d(np.asarray(X_B, float)), np.atleast_2d(F_B))
+
     def condition_on(self, X_new, y_new, sd_new=None) -> GPSurrogate:
         """A copy conditioned on extra points with the same hyperparameters (no refit).
 
@@ -246,3 +267,33 @@ class GPSurrogate:
             np.concatenate([self._noise_var, noise_new]),
         )
         return out
+
+
+class LatentConditional:
+    """f at new points given f = ``F_B`` at ``X_B`` (noise-free), one Gaussian per draw of F_B.
+
+    With the kernel's amplitude a and K_BB its Gram matrix at X_B: mean_s(x) = k_xB K_BB⁻¹ f_s,
+    var(x) = a − k_xB K_BB⁻¹ k_Bx (the same for every draw s). A jitter of 1e-6·a keeps K_BB
+    positive definite where points of X_B nearly coincide.
+
+    Attributes
+    ----------
+    n_draws : S, the number of conditioning draws.
+    """
+
+    def __init__(self, gp: GPSurrogate, X_B: np.ndarray, F_B: np.ndarray):
+        self.gp, self.X_B = gp, X_B
+        K = gp._kernel(X_B, X_B)
+        K[np.diag_indices_from(K)] += 1e-6 * gp.amplitude_
+        self._L = cholesky(K, lower=True)
+        fs = (np.asarray(F_B, float) - gp.y_mean_) / gp.y_std_
+        self._W = solve_triangular(self._L, fs.T, lower=True, check_finite=False)  # (|B|, S)
+        self.n_draws = fs.shape[0]
+
+    def predict(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Means (m, S) per conditioning draw and the common sd (m,), objective units."""
+        gp = self.gp
+        X = np.atleast_2d(np.asarray(X, float))
+        v = solve_triangular(self._L, gp._kernel(X, self.X_B).T, lower=True, check_finite=False)
+        var = np.maximum(gp.amplitude_ - np.einsum("ij,ij->j", v, v), 1e-12 * gp.amplitude_)
+        return (v.T @ self._W) * gp.y_std_ + gp.y_mean_, np.sqrt(var) * gp.y_std_

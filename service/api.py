@@ -10,40 +10,38 @@ Submitting (``POST /v1/jobs``) takes either
 * ``multipart/form-data``: a part ``request`` holding the job request as JSON, plus one part
   ``files`` per uploaded file whose filename is the file's relative path in the job
   (``fit_spectrum``: the instrument file; ``analyze_study``: the study's files + manifest).
+
+Bodies are bounded as they arrive (:mod:`service.limits`), uploads stream to a staging
+folder (:mod:`service.uploads`); every error is ``application/problem+json``
+(:mod:`service.problems`), documented in the OpenAPI for every route.
 """
 
 from __future__ import annotations
 
 import base64
-import json
+import os
+import shutil
 from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import TypeAdapter, ValidationError
-from starlette.datastructures import UploadFile
 
 from service import jobs, problems
 from service.artifacts import ArtifactStore
-from service.auth import AuthFailed, Principal, ScopeMissing, authenticate
-from service.campaigns import (
-    ACTIVE,
-    PAUSED,
-    CampaignConflict,
-    CampaignInvalid,
-    CampaignManager,
-    CampaignNotFound,
-    CampaignSpec,
-)
+from service.auth import Principal, authenticate
+from service.campaigns.manager import CampaignManager, CampaignSpec
+from service.campaigns.store import ACTIVE, PAUSED
 from service.config import Settings
-from service.manager import JobManager, JobNotFound, NotReady
+from service.errors import RequestInvalid, UnsupportedMediaType
+from service.limits import RequestLimits, parse_json, read_body
+from service.manager import JobManager
 from service.models import (
     CampaignInfo,
-    FieldError,
     Health,
     JobInfo,
     JobPage,
@@ -52,21 +50,49 @@ from service.models import (
     ProposalInfo,
     RunInfo,
 )
-from service.problems import ProblemError
-from service.store import IdempotencyConflict, JobStore, LimitExceeded
+from service.store import JobStore
+from service.uploads import free_bytes, receive_multipart
 
 VERSION = "0.1.0"
-RETRY_AFTER_S = 5
 _request_adapter = TypeAdapter(jobs.JobRequest)
 _bearer = HTTPBearer(auto_error=False, description="a token from `sigmalab token create`")
-_PROBLEM = {"model": Problem, "content": {problems.MEDIA_TYPE: {}}}
+
+
+def _problem(description: str) -> dict:
+    schema = {"$ref": "#/components/schemas/Problem"}
+    return {"description": description, "content": {problems.MEDIA_TYPE: {"schema": schema}}}
+
+
+#: Problems every authenticated route can answer.
+COMMON = {
+    401: _problem("no token, a malformed, unknown or revoked one"),
+    403: _problem("the token lacks the scope this needs"),
+    413: _problem("the request body is larger than this route accepts"),
+    422: _problem("invalid parameters or body; errors[].field names each value at fault"),
+    429: _problem("too many unfinished jobs or active campaigns (see Retry-After)"),
+    503: _problem("the database or the Ray cluster is unavailable (see Retry-After)"),
+}
+NOT_FOUND = {404: _problem("no such job or campaign, or not yours")}
+CONFLICT = {409: _problem("the job or campaign is not in a state for this")}
+UPLOAD = {
+    400: _problem("the body is not valid JSON or multipart"),
+    408: _problem("the request body stalled"),
+    415: _problem("send application/json or multipart/form-data"),
+    507: _problem("the server's disk is too full to store the upload"),
+}
 
 
 def open_manager(settings: Settings) -> JobManager:
-    """Open (and create if needed) the stores of a data directory."""
+    """Open (and create or upgrade if needed) the stores of a data directory.
+
+    The data directory is made private (0700) and this process creates files private
+    (umask 077): it holds every user's requests, results and the token hashes.
+    """
+    os.umask(0o077)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
     store = JobStore(settings.database_url)
-    store.create_tables()
+    store.upgrade()
     return JobManager(settings, store, ArtifactStore(settings.artifacts_dir))
 
 
@@ -78,8 +104,12 @@ def _principal(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     # HTTPBearer only documents the scheme in the OpenAPI; the header is checked here, so a
-    # missing and a malformed header both get our 401 problem.
+    # missing and a malformed header both get our 401 problem. The body-limit middleware
+    # may have authenticated the request already.
     del credentials
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        return principal
     return authenticate(_manager(request).store, request.headers.get("authorization"))
 
 
@@ -90,24 +120,54 @@ def _campaigns(request: Request) -> CampaignManager:
 Who = Annotated[Principal, Depends(_principal)]
 Manager = Annotated[JobManager, Depends(_manager)]
 Campaigns = Annotated[CampaignManager, Depends(_campaigns)]
-router = APIRouter(prefix="/v1")
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="the same key and body return the same resource; another body is refused",
+    ),
+]
+router = APIRouter(prefix="/v1", responses=COMMON)
+public = APIRouter(prefix="/v1")
 
 
-@router.get("/health", response_model=Health, tags=["service"])
-def health(manager: Manager) -> Health:
-    """Liveness: the database answers and the Ray connection is up (no token needed)."""
-    import ray
-    import sqlalchemy as sa
+@public.get(
+    "/health",
+    response_model=Health,
+    tags=["service"],
+    responses={503: {"model": Health, "description": "degraded: see the fields"}},
+)
+def health(request: Request, manager: Manager) -> JSONResponse:
+    """Liveness (no token needed): the database answers, Ray runs tasks, the disk has room.
 
+    503 with ``status: degraded`` when any of them does not."""
     try:
-        with manager.store.engine.connect() as c:
-            c.execute(sa.text("SELECT 1"))
+        manager.store.ping()
         database = "ok"
     except Exception:  # any database error means unhealthy; details stay in the server log
         database = "unavailable"
-    ray_state = "connected" if ray.is_initialized() else "not connected"
-    status = "ok" if database == "ok" else "degraded"
-    return Health(status=status, database=database, ray=ray_state, version=VERSION)
+    runtime = getattr(request.app.state, "ray", None)
+    if runtime is None:
+        ray_state, restarts = "not connected", 0
+    else:
+        status = runtime.status()
+        ray_state = "connected" if runtime.healthy else f"degraded: {status['reason']}"
+        restarts = status["restarts"]
+    free = free_bytes(manager.settings.data_dir)
+    disk = "ok" if free >= manager.settings.min_free_bytes else "low"
+    ok = database == "ok" and ray_state == "connected" and disk == "ok"
+    body = Health(
+        status="ok" if ok else "degraded",
+        database=database,
+        ray=ray_state,
+        ray_restarts=restarts,
+        disk=disk,
+        disk_free_bytes=free,
+        version=VERSION,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
 _SUBMIT_BODY = {
@@ -138,118 +198,73 @@ _SUBMIT_BODY = {
 }
 
 
+def _media(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 @router.post(
     "/jobs",
     status_code=202,
     response_model=JobInfo,
     tags=["jobs"],
     openapi_extra=_SUBMIT_BODY,
-    responses={
-        400: _PROBLEM,
-        401: _PROBLEM,
-        403: _PROBLEM,
-        413: _PROBLEM,
-        415: _PROBLEM,
-        422: _PROBLEM,
-        429: _PROBLEM,
-    },
+    responses=UPLOAD,
 )
 async def submit_job(
     request: Request,
     response: Response,
     who: Who,
     manager: Manager,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=200,
-            pattern=r"^[\x21-\x7e]+$",
-            description="the same key and body return the same job; another body is refused",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JobInfo:
     """Validate and queue a job → 202 with ``Location: /v1/jobs/{id}``."""
-    limit = manager.settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
-        raise ProblemError(413, "too-large", f"request bodies are limited to {limit} bytes")
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json":
-        payload = _json(await _read_limited(request, limit), "body")
-        files: list[tuple[str, bytes]] = []
-    elif content_type == "multipart/form-data":
-        form = await request.form(max_files=jobs.MAX_FILES, max_fields=10, max_part_size=limit)
-        spec = form.get("request")
-        if not isinstance(spec, str):
-            raise _invalid("request", "a multipart submission needs a 'request' field (JSON)")
-        payload = _json(spec.encode(), "request")
-        files = []
-        for i, part in enumerate(form.getlist("files")):
-            if not isinstance(part, UploadFile) or not part.filename:
-                raise _invalid(f"files[{i}]", "each 'files' part must be a file with a filename")
-            files.append((part.filename, await part.read()))
-    else:
-        raise ProblemError(
-            415, "media-type", "send application/json or multipart/form-data (see the OpenAPI)"
-        )
+    depth = manager.settings.max_json_depth
+    media = _media(request)
+    upload, staging = None, manager.staging()
     try:
-        job_request = _request_adapter.validate_python(payload)
-    except ValidationError as exc:
-        errors = problems.validation_errors(exc.errors(), skip=jobs.KINDS)
-        raise ProblemError(
-            422, "validation", "; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors
-        ) from None
-    try:
+        if media == "application/json":
+            payload = parse_json(await read_body(request), "body", depth)
+        elif media == "multipart/form-data":
+            upload = await receive_multipart(
+                request,
+                staging,
+                fields=("request",),
+                max_field_bytes=manager.settings.max_json_bytes,
+                min_free=manager.settings.min_free_bytes,
+            )
+            if "request" not in upload.fields:
+                raise RequestInvalid(
+                    "request", "a multipart submission needs a 'request' field (JSON)"
+                )
+            payload = parse_json(upload.fields["request"].encode(), "request", depth)
+        else:
+            raise UnsupportedMediaType("send application/json or multipart/form-data (see OpenAPI)")
+        try:
+            job_request = _request_adapter.validate_python(payload)
+        except ValidationError as exc:
+            errors = problems.validation_errors(exc.errors(), skip=tuple(jobs.KINDS))
+            raise problems.invalid(errors) from None
         job, created = await run_in_threadpool(
-            manager.submit, who, job_request, files, idempotency_key
+            manager.submit, who, job_request, upload, idempotency_key
         )
-    except IdempotencyConflict:
-        raise ProblemError(
-            422,
-            "idempotency-key-reused",
-            "this Idempotency-Key was used with a different request; use a new key",
-        ) from None
-    except LimitExceeded as exc:
-        raise ProblemError(
-            429, "too-many-jobs", str(exc), headers={"Retry-After": str(RETRY_AFTER_S)}
-        ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # kept files were moved out of it
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return job
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise ProblemError(413, "too-large", f"request bodies are limited to {limit} bytes")
-    return bytes(body)
-
-
-def _json(raw: bytes, field: str):
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProblemError(400, "malformed-body", f"{field} is not valid JSON: {exc}") from None
-
-
-def _invalid(field: str, message: str) -> ProblemError:
-    return ProblemError(
-        422, "validation", f"{field}: {message}", errors=[FieldError(field=field, message=message)]
-    )
-
-
 JobId = Annotated[str, "job id"]
 
 
-@router.get("/jobs", response_model=JobPage, tags=["jobs"], responses={422: _PROBLEM})
+@router.get("/jobs", response_model=JobPage, tags=["jobs"])
 def list_jobs(
     who: Who,
     manager: Manager,
-    status: Annotated[list[str] | None, Query(description="repeat to select several")] = None,
+    status: Annotated[
+        list[str] | None, Query(max_length=6, description="repeat to select several")
+    ] = None,
     kind: Annotated[str | None, Query(max_length=40)] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -258,14 +273,15 @@ def list_jobs(
     return manager.list(who, status=status, kind=kind, cursor=cursor, limit=limit)
 
 
-@router.get("/jobs/{job_id}", response_model=JobInfo, tags=["jobs"], responses={404: _PROBLEM})
+@router.get("/jobs/{job_id}", response_model=JobInfo, tags=["jobs"], responses=NOT_FOUND)
 def get_job(job_id: JobId, who: Who, manager: Manager) -> JobInfo:
+    """A job's state (``worker``: where it runs, for admin tokens only)."""
     return manager.get(who, job_id)
 
 
 @router.post(
     "/jobs/{job_id}/cancel", status_code=202, response_model=JobInfo, tags=["jobs"],
-    responses={404: _PROBLEM},
+    responses=NOT_FOUND,
 )  # fmt: skip
 def cancel_job(job_id: JobId, who: Who, manager: Manager) -> JobInfo:
     """Stop a job: queued jobs end at once, running ones stop within the grace period."""
@@ -279,8 +295,9 @@ def cancel_job(job_id: JobId, who: Who, manager: Manager) -> JobInfo:
     responses={
         200: {"content": {"application/x-netcdf": {}, "application/json": {}}},
         304: {"description": "If-None-Match matched the ETag"},
-        404: _PROBLEM,
-        409: _PROBLEM,
+        410: _problem("the result's files were removed after their time to live"),
+        **NOT_FOUND,
+        **CONFLICT,
     },
 )
 def get_result(job_id: JobId, who: Who, manager: Manager, request: Request):
@@ -297,7 +314,7 @@ def get_result(job_id: JobId, who: Who, manager: Manager, request: Request):
     )
 
 
-@router.get("/jobs/{job_id}/summary", tags=["jobs"], responses={404: _PROBLEM, 409: _PROBLEM})
+@router.get("/jobs/{job_id}/summary", tags=["jobs"], responses={**NOT_FOUND, **CONFLICT})
 def get_summary(job_id: JobId, who: Who, manager: Manager) -> dict:
     """The job's ``summary.json`` (studies: the summary contract; fits: diagnostics)."""
     return manager.summary(who, job_id)
@@ -307,33 +324,44 @@ def get_summary(job_id: JobId, who: Who, manager: Manager) -> dict:
     "/jobs/{job_id}/logs",
     tags=["jobs"],
     response_class=PlainTextResponse,
-    responses={404: _PROBLEM},
+    responses=NOT_FOUND,
 )
 def get_logs(job_id: JobId, who: Who, manager: Manager) -> str:
-    """The job's log: dispatcher events and the worker's captured log records, per attempt."""
+    """The job's log: dispatcher events and the worker's log records, one line each."""
     return manager.logs(who, job_id)
 
 
 # -- campaigns ------------------------------------------------------------------------------
 
 CampaignId = Annotated[str, "campaign id"]
+_CAMPAIGN_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CampaignSpec"}}},
+    }
+}
 
 
 @router.post(
     "/campaigns", status_code=201, response_model=CampaignInfo, tags=["campaigns"],
-    responses={401: _PROBLEM, 403: _PROBLEM, 422: _PROBLEM},
+    openapi_extra=_CAMPAIGN_BODY, responses={400: UPLOAD[400], 415: UPLOAD[415]},
 )  # fmt: skip
-def create_campaign(
-    spec: CampaignSpec,
+async def create_campaign(
+    request: Request,
     response: Response,
     who: Who,
     campaigns: Campaigns,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=200, pattern=r"^[\x21-\x7e]+$")
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> CampaignInfo:
     """Create a campaign; its initial round (the initial design) is queued at once."""
-    info, created = campaigns.create(who, spec, idempotency_key)
+    if _media(request) != "application/json":
+        raise UnsupportedMediaType("send the campaign spec as application/json")
+    payload = parse_json(await read_body(request), "body", campaigns.settings.max_json_depth)
+    try:
+        spec = CampaignSpec.model_validate(payload)
+    except ValidationError as exc:
+        raise problems.invalid(problems.validation_errors(exc.errors())) from None
+    info, created = await run_in_threadpool(campaigns.create, who, spec, idempotency_key)
     response.headers["Location"] = f"/v1/campaigns/{info.id}"
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -347,7 +375,7 @@ def list_campaigns(who: Who, campaigns: Campaigns) -> list[CampaignInfo]:
 
 @router.get(
     "/campaigns/{campaign_id}", response_model=CampaignInfo, tags=["campaigns"],
-    responses={404: _PROBLEM},
+    responses=NOT_FOUND,
 )  # fmt: skip
 def get_campaign(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> CampaignInfo:
     """State, history per round, best, Pareto front and next fire time."""
@@ -356,16 +384,17 @@ def get_campaign(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> Cam
 
 @router.get(
     "/campaigns/{campaign_id}/runs", response_model=list[RunInfo], tags=["campaigns"],
-    responses={404: _PROBLEM},
+    responses=NOT_FOUND,
 )  # fmt: skip
 def campaign_runs(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> list[RunInfo]:
-    """Every fire, oldest first: rounds with their step and jobs, skipped and missed fires."""
+    """Every fire, oldest first: rounds with their step and jobs, skipped and missed fires
+    (old skipped, missed and idle ones are counted in the campaign's ``compacted_runs``)."""
     return campaigns.runs(who, campaign_id)
 
 
 @router.get(
     "/campaigns/{campaign_id}/proposals", response_model=list[ProposalInfo], tags=["campaigns"],
-    responses={404: _PROBLEM},
+    responses=NOT_FOUND,
 )  # fmt: skip
 def campaign_proposals(
     campaign_id: CampaignId,
@@ -378,7 +407,7 @@ def campaign_proposals(
 
 @router.post(
     "/campaigns/{campaign_id}:pause", response_model=CampaignInfo, tags=["campaigns"],
-    responses={404: _PROBLEM},
+    responses=NOT_FOUND,
 )  # fmt: skip
 def pause_campaign(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> CampaignInfo:
     """No new fires until resumed; a running round finishes."""
@@ -387,7 +416,7 @@ def pause_campaign(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> C
 
 @router.post(
     "/campaigns/{campaign_id}:resume", response_model=CampaignInfo, tags=["campaigns"],
-    responses={404: _PROBLEM},
+    responses=NOT_FOUND,
 )  # fmt: skip
 def resume_campaign(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> CampaignInfo:
     """Fire again from now on (fires due while paused are not caught up)."""
@@ -396,36 +425,40 @@ def resume_campaign(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> 
 
 @router.post(
     "/campaigns/{campaign_id}/measurements", status_code=201, response_model=MeasurementInfo,
-    tags=["campaigns"], responses={404: _PROBLEM, 409: _PROBLEM, 413: _PROBLEM, 422: _PROBLEM},
+    tags=["campaigns"], responses={**NOT_FOUND, **CONFLICT, **UPLOAD},
 )  # fmt: skip
 async def add_measurements(
     campaign_id: CampaignId, request: Request, who: Who, campaigns: Campaigns
 ) -> MeasurementInfo:
     """Upload a batch (multipart: ``files`` parts named by relative path, incl. manifest.toml;
     optional ``batch`` field, unique per campaign: sending a stored batch name again returns it)."""
-    limit = campaigns.jobs.settings.max_upload_bytes
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
-        raise ProblemError(413, "too-large", f"request bodies are limited to {limit} bytes")
-    form = await request.form(max_files=jobs.MAX_FILES, max_fields=10, max_part_size=limit)
-    batch = form.get("batch")
-    files = []
-    for i, part in enumerate(form.getlist("files")):
-        if not isinstance(part, UploadFile) or not part.filename:
-            raise _invalid(f"files[{i}]", "each 'files' part must be a file with a filename")
-        files.append((part.filename, await part.read()))
-    return await run_in_threadpool(
-        campaigns.add_measurements,
-        who,
-        campaign_id,
-        files,
-        batch if isinstance(batch, str) else None,
-    )
+    if _media(request) != "multipart/form-data":
+        raise UnsupportedMediaType("send the batch as multipart/form-data")
+    await run_in_threadpool(campaigns.visible, who, campaign_id)
+    staging = campaigns.staging(campaign_id)
+    try:
+        upload = await receive_multipart(
+            request,
+            staging,
+            fields=("batch",),
+            max_field_bytes=1024,
+            min_free=campaigns.settings.min_free_bytes,
+        )
+        return await run_in_threadpool(
+            campaigns.add_measurements,
+            who,
+            campaign_id,
+            staging,
+            upload.names,
+            upload.fields.get("batch"),
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 @router.get(
     "/campaigns/{campaign_id}/report", response_class=HTMLResponse, tags=["campaigns"],
-    responses={404: _PROBLEM},
+    responses=NOT_FOUND,
 )  # fmt: skip
 def campaign_report(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> str:
     """HTML: best so far and Pareto front per round, proposals with their predictions, the
@@ -435,42 +468,11 @@ def campaign_report(campaign_id: CampaignId, who: Who, campaigns: Campaigns) -> 
 
 @router.get(
     "/campaigns/{campaign_id}/runs/{run_id}/study-report", response_class=FileResponse,
-    tags=["campaigns"], responses={404: _PROBLEM, 409: _PROBLEM},
+    tags=["campaigns"], responses={**NOT_FOUND, **CONFLICT},
 )  # fmt: skip
 def round_study_report(campaign_id: CampaignId, run_id: str, who: Who, campaigns: Campaigns):
     """The analysis report of one round's ``analyze_study`` job."""
     return FileResponse(campaigns.study_report(who, campaign_id, run_id), media_type="text/html")
-
-
-def _install_domain_errors(app: FastAPI) -> None:
-    def to(status: int, slug: str, headers: dict | None = None):
-        async def handler(request: Request, exc: Exception):
-            return problems.problem_response(request, status, slug, str(exc), None, headers)
-
-        return handler
-
-    app.add_exception_handler(
-        AuthFailed, to(401, "unauthorized", {"WWW-Authenticate": 'Bearer realm="sigmalab"'})
-    )
-    app.add_exception_handler(ScopeMissing, to(403, "forbidden"))
-    app.add_exception_handler(NotReady, to(409, "not-ready"))
-
-    async def not_found(request: Request, exc: JobNotFound):
-        return problems.problem_response(request, 404, "job-not-found", "no such job")
-
-    async def invalid(request: Request, exc: jobs.RequestInvalid):
-        errors = [FieldError(field=exc.field, message=exc.problem)]
-        return problems.problem_response(request, 422, "validation", str(exc), errors)
-
-    app.add_exception_handler(JobNotFound, not_found)
-    app.add_exception_handler(jobs.RequestInvalid, invalid)
-
-    async def campaign_not_found(request: Request, exc: CampaignNotFound):
-        return problems.problem_response(request, 404, "campaign-not-found", "no such campaign")
-
-    app.add_exception_handler(CampaignNotFound, campaign_not_found)
-    app.add_exception_handler(CampaignInvalid, invalid)
-    app.add_exception_handler(CampaignConflict, to(409, "conflict"))
 
 
 def create_app(
@@ -478,6 +480,7 @@ def create_app(
     *,
     manager: JobManager | None = None,
     campaigns: CampaignManager | None = None,
+    ray_runtime=None,
 ) -> FastAPI:
     """The sigmalab HTTP app.
 
@@ -486,12 +489,14 @@ def create_app(
     settings : where the data lives (default: :meth:`Settings.from_env`); opened on startup.
     manager : an already opened job manager (the server passes the one its dispatcher uses).
     campaigns : an already opened campaign manager (the server passes its scheduler's).
+    ray_runtime : the server's watched Ray connection, reported by ``/v1/health``.
     """
+    settings = settings or (manager.settings if manager else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         if getattr(app.state, "manager", None) is None:
-            app.state.manager = open_manager(settings or Settings.from_env())
+            app.state.manager = open_manager(app.state.settings)
         if getattr(app.state, "campaigns", None) is None:
             app.state.campaigns = CampaignManager(app.state.manager)
         yield
@@ -502,23 +507,35 @@ def create_app(
         description="Bayesian EIS fits, study analyses and experiment proposals as jobs on Ray.",
         lifespan=lifespan,
     )
+    app.state.settings = settings or Settings.from_env()
     app.state.manager = manager
     app.state.campaigns = campaigns
+    app.state.ray = ray_runtime
     problems.install(app)
-    _install_domain_errors(app)
+    app.include_router(public)
     app.include_router(router)
+    app.add_middleware(
+        RequestLimits, settings=app.state.settings, store_of=lambda: app.state.manager.store
+    )
 
     def openapi():
         if app.openapi_schema is None:
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            request_schema = _request_adapter.json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(request_schema.pop("$defs", {}))
-            components["JobRequest"] = request_schema
+            for name, adapter in (("JobRequest", _request_adapter), ("CampaignSpec", CampaignSpec),
+                                  ("Problem", Problem)):  # fmt: skip
+                definition = (
+                    adapter.json_schema(ref_template="#/components/schemas/{model}")
+                    if isinstance(adapter, TypeAdapter)
+                    else adapter.model_json_schema(ref_template="#/components/schemas/{model}")
+                )
+                components.update(definition.pop("$defs", {}))
+                components[name] = definition
+            # FastAPI's own validation schemas are never sent: every 422 is a Problem.
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -7,8 +7,10 @@ Layout under the root (``<data_dir>/artifacts``)::
 
 An attempt's files count only once ``manifest.json`` exists and every file it lists has the
 listed SHA-256; a worker killed half-way leaves a folder without a manifest, which nobody
-trusts. A cancelled attempt publishes whatever it had with ``"partial": true`` so nobody
-mistakes it for a result. The same protocol maps onto an S3-compatible store (objects under
+trusts. Publishing fsyncs every file and the folder before the manifest is written (to a
+temporary file, fsynced, renamed), so a published attempt survives a power cut. A cancelled
+attempt publishes whatever it had with ``"partial": true`` so nobody mistakes it for a
+result. The same protocol maps onto an S3-compatible store (objects under
 ``<job>/<attempt>/``, the manifest object written last: a PUT is atomic), see
 docs/deployment.md.
 """
@@ -18,14 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
+from service.errors import ArtifactError
+
 MANIFEST = "manifest.json"
-
-
-class ArtifactError(Exception):
-    """A published attempt is missing files or a file's hash differs from its manifest."""
 
 
 def sha256_file(path: Path) -> str:
@@ -34,6 +35,15 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class ArtifactStore:
@@ -57,7 +67,7 @@ class ArtifactStore:
     def publish(
         self, job_id: str, attempt: int, *, primary: str | None, partial: bool = False, **info
     ) -> dict:
-        """Hash the attempt's files and publish them by writing the manifest atomically.
+        """Hash and fsync the attempt's files, then publish them by writing the manifest.
 
         Parameters
         ----------
@@ -67,13 +77,17 @@ class ArtifactStore:
         """
         folder = self.attempt_dir(job_id, attempt)
         folder.mkdir(parents=True, exist_ok=True)
-        files = {
-            p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
-            for p in sorted(folder.rglob("*"))
-            if p.is_file() and not p.name.startswith(MANIFEST)
-        }
+        files = {}
+        for p in sorted(folder.rglob("*")):
+            if p.is_file() and not p.name.startswith(MANIFEST):
+                if not partial:
+                    fsync_path(p)
+                files[p.relative_to(folder).as_posix()] = {
+                    "sha256": sha256_file(p),
+                    "bytes": p.stat().st_size,
+                }
         if primary is not None and primary not in files:
-            raise ArtifactError(f"{folder}: the result file {primary} was not written")
+            raise ArtifactError(f"the result file {primary} was not written")
         manifest = {
             "job_id": job_id,
             "attempt": attempt,
@@ -84,10 +98,12 @@ class ArtifactStore:
             **info,
         }
         tmp = folder / f"{MANIFEST}.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(manifest, indent=1, default=str))
-        with open(tmp, "rb") as f:
+        with open(tmp, "w") as f:
+            f.write(json.dumps(manifest, indent=1, default=str))
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, folder / MANIFEST)
+        fsync_path(folder)
         return manifest
 
     def manifest(self, job_id: str, attempt: int) -> dict | None:
@@ -107,13 +123,25 @@ class ArtifactStore:
             No manifest, a partial attempt, or a file missing or changed.
         """
         manifest = self.manifest(job_id, attempt)
-        folder = self.attempt_dir(job_id, attempt)
         if manifest is None:
-            raise ArtifactError(f"{folder}: nothing published")
+            raise ArtifactError(f"attempt {attempt} published nothing")
         if manifest["partial"]:
-            raise ArtifactError(f"{folder}: the published files are partial")
+            raise ArtifactError(f"attempt {attempt} published partial files")
+        folder = self.attempt_dir(job_id, attempt)
         for name, meta in manifest["files"].items():
             path = folder / name
             if not path.is_file() or sha256_file(path) != meta["sha256"]:
-                raise ArtifactError(f"{folder}: {name} is missing or differs from its manifest")
+                raise ArtifactError(f"{name} is missing or differs from its manifest")
         return manifest
+
+    def remove(self, job_id: str, keep_attempt: int | None = None) -> None:
+        """Remove a job's attempt folders (all, or all but ``keep_attempt``)."""
+        folder = self.root / job_id
+        if not folder.is_dir():
+            return
+        if keep_attempt is None:
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+        for attempt in folder.iterdir():
+            if attempt.name != str(keep_attempt):
+                shutil.rmtree(attempt, ignore_errors=True)

@@ -18,19 +18,13 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from service.errors import AuthFailed, ScopeMissing
 from service.store import JobStore
 
 SCOPES = ("read", "submit", "admin")
 _IMPLIED = {"read": {"read"}, "submit": {"read", "submit"}, "admin": {"read", "submit", "admin"}}
 DEFAULT_MAX_ACTIVE_JOBS = 50
-
-
-class AuthFailed(Exception):
-    """No, malformed, unknown or revoked token (HTTP 401)."""
-
-
-class ScopeMissing(Exception):
-    """The token is valid but lacks the scope an operation needs (HTTP 403)."""
+DEFAULT_MAX_ACTIVE_CAMPAIGNS = 10
 
 
 @dataclass(frozen=True)
@@ -65,9 +59,14 @@ def parse_scopes(scope: str) -> frozenset[str]:
 
 
 def create_token(
-    store: JobStore, name: str, scope: str, max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS
+    store: JobStore,
+    name: str,
+    scope: str,
+    max_active_jobs: int = DEFAULT_MAX_ACTIVE_JOBS,
+    max_active_campaigns: int = DEFAULT_MAX_ACTIVE_CAMPAIGNS,
 ) -> tuple[str, str]:
-    """Create a token and store its hash.
+    """Create a token and store its hash; it may have ``max_active_jobs`` unfinished jobs
+    and ``max_active_campaigns`` active campaigns at once.
 
     Returns
     -------
@@ -76,6 +75,8 @@ def create_token(
     parse_scopes(scope)
     if max_active_jobs < 1:
         raise ValueError(f"max_active_jobs must be ≥ 1, got {max_active_jobs}")
+    if max_active_campaigns < 0:
+        raise ValueError(f"max_active_campaigns must be ≥ 0, got {max_active_campaigns}")
     token_id = secrets.token_hex(4)
     token = f"slb_{token_id}_{secrets.token_urlsafe(32)}"
     store.insert_token(
@@ -84,6 +85,7 @@ def create_token(
         scope=scope,
         token_sha256=hash_token(token),
         max_active_jobs=max_active_jobs,
+        max_active_campaigns=max_active_campaigns,
         created_at=time.time(),
     )
     return token_id, token

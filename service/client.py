@@ -1,16 +1,22 @@
 """Python client of the sigmalab service (httpx + pydantic).
 
 >>> from service.client import Client
->>> with Client("http://127.0.0.1:8000") as client:        # token from $SIGMALAB_TOKEN
-...     job = client.submit_fit("cell.mpt", "R0-p(R1,CPE1)", draws=500)
-...     job.wait()                                        # progress bar, raises JobFailed…
+>>> with Client() as client:  # $SIGMALAB_URL (default http://127.0.0.1:8000), $SIGMALAB_TOKEN
+...     job = client.submit_fit("cell.mpt", "R0-p(R1,CPE1)", draws=500).wait()
 ...     result = job.result()                             # xarray DataTree, SHA-256 checked
 ...     result["posterior"]["R1"]                         # draws of R1 (chain, draw)
+
+``Job.wait()`` shows a progress bar (on stderr), raises ``JobFailed``/``JobCancelled`` and
+returns the job itself, so ``submit_…(…).wait().result()`` chains. Jobs and campaigns are
+named by their full id or any unique prefix of it (the 8 characters the progress bar shows).
 
 Retries: connection errors and 429/502/503/504 answers are retried with exponential backoff
 (a ``Retry-After`` header sets the wait) — GET requests always, POST requests only because
 each carries an ``Idempotency-Key`` that is generated once per call and reused on every
-retry, so a retried submission can never create a second job. Errors: :mod:`service.errors`.
+retry, so a retried submission can never create a second job. Each retry is announced at
+once (``on_retry``; by default a warning of the ``sigmalab.client`` logger, which Python
+prints on stderr), never waited out silently: ``http://127.0.0.1:8000: connection refused;
+retry 1/5 in 0.5 s``. Errors: :mod:`service.errors`.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +38,11 @@ import httpx
 from pydantic import ValidationError
 
 from service.errors import (
+    AmbiguousId,
     IntegrityError,
     JobCancelled,
     JobFailed,
+    NotFound,
     ServiceError,
     TransportError,
     WaitTimeout,
@@ -49,6 +59,10 @@ from service.models import (
 )
 
 RETRY_STATUS = (429, 502, 503, 504)
+DEFAULT_URL = "http://127.0.0.1:8000"
+#: Job and campaign ids are hex; a prefix of one is resolved by listing (see ``Client.job``).
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+log = logging.getLogger("sigmalab.client")
 _RETRY_EXC = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.ReadError,
               httpx.RemoteProtocolError, httpx.WriteError, httpx.PoolTimeout)  # fmt: skip
 
@@ -58,27 +72,33 @@ class Client:
 
     Parameters
     ----------
-    url : the server, e.g. ``http://127.0.0.1:8000``.
+    url : the server; default ``$SIGMALAB_URL``, else ``http://127.0.0.1:8000``.
     token : bearer token; default ``$SIGMALAB_TOKEN``.
     timeout_s : per-request timeout (s); downloads use it between chunks.
     retries : how often a retryable request is retried.
     backoff_s : first retry delay (s), doubled per retry, capped at 30 s.
+    on_retry : called with one line (what failed, which retry, the wait) before each retry's
+        wait; default: a warning of the ``sigmalab.client`` logger.
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | None = None,
         token: str | None = None,
         *,
         timeout_s: float = 30.0,
         retries: int = 5,
         backoff_s: float = 0.5,
+        on_retry: Callable[[str], None] | None = None,
     ):
+        url = url or os.environ.get("SIGMALAB_URL") or DEFAULT_URL
         token = token or os.environ.get("SIGMALAB_TOKEN")
         headers = {"User-Agent": "sigmalab-client"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        self.url = url.rstrip("/")
         self.retries, self.backoff_s = retries, backoff_s
+        self.on_retry = on_retry or log.warning
         self._http = httpx.Client(
             base_url=url.rstrip("/") + "/v1",
             headers=headers,
@@ -100,29 +120,36 @@ class Client:
         """Send a request with the retry policy; a problem answer raises its APIError."""
         headers = kwargs.get("headers") or {}
         retryable = method in ("GET", "HEAD") or "Idempotency-Key" in headers
+        started = time.monotonic()
         for attempt in range(self.retries + 1):
             last = attempt == self.retries or not retryable
             try:
                 response = self._http.request(method, path, **kwargs)
             except _RETRY_EXC as exc:
+                reason = _reason(exc)
                 if last:
-                    raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-                self._sleep(attempt, None)
+                    raise TransportError(
+                        f"cannot reach {self.url}: {reason} ({attempt + 1} tries, "
+                        f"{time.monotonic() - started:.0f} s)"
+                    ) from exc
+                self._sleep(attempt, None, f"{self.url}: {reason}")
                 continue
             if response.status_code in RETRY_STATUS and not last:
-                self._sleep(attempt, response.headers.get("Retry-After"))
+                what = f"{self.url} answered {response.status_code}"
+                self._sleep(attempt, response.headers.get("Retry-After"), what)
                 continue
             if response.status_code >= 400:
                 raise error_for(response.status_code, _problem(response))
             return response
         raise AssertionError("unreachable")
 
-    def _sleep(self, attempt: int, retry_after: str | None) -> None:
+    def _sleep(self, attempt: int, retry_after: str | None, what: str) -> None:
         delay = min(self.backoff_s * 2**attempt, 30.0)
         if retry_after is not None:
             # An HTTP-date (not seconds) keeps the backoff delay.
             with contextlib.suppress(ValueError):
                 delay = max(float(retry_after), 0.0)
+        self.on_retry(f"{what}; retry {attempt + 1}/{self.retries} in {delay:.1f} s")
         time.sleep(delay)
 
     # -- submitting -----------------------------------------------------------------------------
@@ -231,8 +258,20 @@ class Client:
     # -- reading --------------------------------------------------------------------------------
 
     def job(self, job_id: str) -> Job:
-        """The job with this id (raises NotFound)."""
-        return Job(self, self._info(job_id))
+        """The job with this id or unique id prefix.
+
+        Raises
+        ------
+        NotFound
+            No visible job has this id or an id starting with it.
+        AmbiguousId
+            Several jobs' ids start with it.
+        """
+        _check_id(job_id, "job")
+        try:
+            return Job(self, self._info(job_id))
+        except NotFound:
+            return _unique(job_id, "job", [j for j in self.jobs() if j.id.startswith(job_id)])
 
     def jobs(
         self, status: str | list[str] | None = None, kind: str | None = None, page_size: int = 50
@@ -282,9 +321,14 @@ class Client:
         return RemoteCampaign(self, CampaignInfo.model_validate(response.json()))
 
     def campaign(self, campaign_id: str) -> RemoteCampaign:
-        """The campaign with this id (raises NotFound)."""
-        info = CampaignInfo.model_validate(self.request("GET", f"/campaigns/{campaign_id}").json())
-        return RemoteCampaign(self, info)
+        """The campaign with this id or unique id prefix (raises NotFound, AmbiguousId)."""
+        _check_id(campaign_id, "campaign")
+        try:
+            response = self.request("GET", f"/campaigns/{campaign_id}")
+        except NotFound:
+            found = [c for c in self.campaigns() if c.id.startswith(campaign_id)]
+            return _unique(campaign_id, "campaign", found)
+        return RemoteCampaign(self, CampaignInfo.model_validate(response.json()))
 
     def campaigns(self) -> list[RemoteCampaign]:
         """All visible campaigns, oldest first."""
@@ -325,8 +369,11 @@ class Job:
 
     def wait(
         self, timeout: float | None = None, progress: bool = True, poll_s: float = 0.25
-    ) -> JobInfo:
-        """Block until the job finishes; show a progress bar fed by the server's progress.
+    ) -> Job:
+        """Block until the job finishes; show a progress bar (stderr) fed by the server.
+
+        Returns the job itself, ``info`` up to date, so that calls chain:
+        ``client.submit_study(…).wait().summary()``.
 
         Raises
         ------
@@ -357,7 +404,7 @@ class Job:
             raise JobFailed(info)
         if info.status == "CANCELLED":
             raise JobCancelled(info)
-        return info
+        return self
 
     def result(self, path: str | Path | None = None):
         """The result: an ``xarray.DataTree`` (fits, studies) or the proposals (a list).
@@ -397,8 +444,10 @@ class Job:
                             f.write(chunk)
             except _RETRY_EXC as exc:
                 if attempt == self.client.retries:
-                    raise TransportError(f"download of job {self.id}: {exc}") from exc
-                self.client._sleep(attempt, None)
+                    raise TransportError(
+                        f"download of job {self.id} failed: {_reason(exc)}"
+                    ) from exc
+                self.client._sleep(attempt, None, f"download of job {self.id}: {_reason(exc)}")
                 continue
             if h.hexdigest() != expected:
                 raise IntegrityError(
@@ -414,6 +463,19 @@ class Job:
     def logs(self) -> str:
         """The job's log (dispatcher events and captured worker log records)."""
         return self.client.request("GET", f"/jobs/{self.id}/logs").text
+
+    def follow_logs(self, poll_s: float = 1.0) -> Iterator[str]:
+        """The log as it grows: yields each new piece of text until the job has finished."""
+        seen = 0
+        while True:
+            done = self.refresh().done
+            text = self.logs()  # append-only: what was read before is a prefix of it
+            if len(text) > seen:
+                yield text[seen:]
+                seen = len(text)
+            if done:
+                return
+            time.sleep(poll_s)
 
 
 class RemoteCampaign:
@@ -500,13 +562,22 @@ class RemoteCampaign:
 
 
 class _Bar:
-    """A tqdm bar over the current phase's draws; the description shows status and phase."""
+    """A rich progress bar (stderr) over the current phase's draws; the label says status and
+    phase, the columns draws done, divergences and the server's ETA."""
 
     def __init__(self, job_id: str):
-        from tqdm.auto import tqdm
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-        self._bar = tqdm(total=None, desc=job_id[:8], unit="draw", leave=True)
-        self._phase: str | None = None
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[extra]}"),
+            console=Console(stderr=True),
+        )
+        self._task = self._progress.add_task(job_id[:8], total=None, extra="")
+        self._progress.start()
 
     def update(self, info: JobInfo) -> None:
         p = info.progress
@@ -514,23 +585,42 @@ class _Bar:
         label = f"{info.id[:8]} {info.status.lower()}" + (f" {phase}" if phase else "")
         if info.attempt > 1:
             label += f" (attempt {info.attempt})"
-        if phase != self._phase:
-            self._phase = phase
-            self._bar.reset(total=p.total if p and p.total else None)
-        self._bar.set_description(label, refresh=False)
-        if p is not None and p.done is not None:
-            self._bar.total = p.total
-            self._bar.n = p.done
-            postfix = {}
-            if p.divergences:
-                postfix["divergences"] = p.divergences
-            if p.eta_s is not None:
-                postfix["eta_s"] = p.eta_s
-            self._bar.set_postfix(postfix, refresh=False)
-        self._bar.refresh()
+        extra = []
+        if p is not None and p.divergences:
+            extra.append(f"{p.divergences} divergences")
+        if p is not None and p.eta_s is not None:
+            extra.append(f"ETA {p.eta_s:.0f} s")
+        done = p.done if p is not None and p.done is not None else 0
+        total = p.total if p is not None and p.total else None
+        self._progress.update(
+            self._task, description=label, completed=done, total=total, extra=", ".join(extra)
+        )
 
     def close(self) -> None:
-        self._bar.close()
+        self._progress.stop()
+
+
+def _reason(exc: Exception) -> str:
+    """A short reason for a transport error: "connection refused", "timed out"…"""
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)).strip()
+    return (text or type(exc).__name__).rstrip(".").lower()
+
+
+def _check_id(value: str, what: str) -> None:
+    if not _ID.fullmatch(value or ""):
+        raise NotFound(
+            404, Problem(title="Not Found", status=404, detail=f"{value!r} is not a {what} id")
+        )
+
+
+def _unique(prefix: str, what: str, found: list):
+    """The one job/campaign whose id starts with ``prefix``; NotFound or AmbiguousId else."""
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        detail = f"no {what} {prefix!r} (nor one whose id starts with it)"
+        raise NotFound(404, Problem(title="Not Found", status=404, detail=detail))
+    raise AmbiguousId(prefix, what, [f.id for f in found])
 
 
 def _problem(response: httpx.Response) -> Problem:

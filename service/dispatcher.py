@@ -6,47 +6,49 @@ One dispatcher runs in each server process (a thread next to uvicorn). Each tick
 2. recovers jobs whose lease expired — their server died: a complete published attempt is
    checked and finished, anything else is re-queued for a next attempt (or failed when no
    attempts are left), so nothing stays RUNNING forever;
-3. collects finished Ray tasks and turns their outcome into a final status, a retry or a
-   failure; Ray's own retries are off (``max_retries=0``), ours are explicit and bounded;
-4. enforces cancellation (the worker stops cooperatively on the DB flag; after
+3. settles the attempts of a Ray cluster that died (the supervisor, :mod:`service.ray_cluster`,
+   connected a new one): finished from their published files, or lost;
+4. collects finished Ray tasks and turns their outcome into a final status, a retry or a
+   failure; Ray's own retries are off (``max_retries=0``), ours are explicit, bounded and
+   backed off (a re-queued job waits ``retry_backoff_s`` × 2^(attempt−1));
+5. enforces cancellation (the worker stops cooperatively on the DB flag; after
    ``cancel_grace_s`` the task is killed with ``ray.cancel(force=True)``), timeouts and
    stale worker heartbeats;
-5. claims as many queued jobs as the cluster has free CPUs for and submits them.
+6. claims as many queued jobs as the cluster has free CPUs for, fairly across owners, and
+   submits them — only while Ray is healthy.
 
 Every transition is a compare-and-set in the store, so a second dispatcher or a restarted one
-can never run an attempt twice.
+can never run an attempt twice. When a job ends, its uploaded inputs are removed, and so are
+the folders of its earlier attempts.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import ray
 
 from service import jobs
-from service.artifacts import ArtifactError, ArtifactStore
+from service.artifacts import ArtifactStore
 from service.config import Settings
-from service.store import (
-    CANCELLED,
-    FAILED,
-    INFRASTRUCTURE_LOST,
-    MODEL_ERROR,
-    OUT_OF_MEMORY,
-    RETRYABLE,
-    RUNNING,
-    SUCCEEDED,
-    TIMEOUT,
-    JobStore,
-)
-from service.worker import run_attempt
+from service.errors import ArtifactError, ResultMismatch
+from service.gc import collect_garbage
+from service.ray_cluster import RayRuntime
+from service.status import ErrorType
+from service.store import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobStore
+from service.uploads import free_bytes
+from service.worker import AttemptEnv, run_attempt
 
 log = logging.getLogger(__name__)
 
 _remote_attempt = ray.remote(num_cpus=1, max_retries=0)(run_attempt)
+#: How often the dispatcher removes old results and leftovers (s).
+GC_EVERY_S = 3600.0
 
 
 @dataclass
@@ -55,7 +57,8 @@ class _InFlight:
     attempt: int
     kind: str
     request: dict
-    ref: ray.ObjectRef
+    ref: ray.ObjectRef | None
+    generation: int = 0
     submitted_at: float = field(default_factory=time.time)
     killed_at: float | None = None
 
@@ -65,8 +68,10 @@ class Dispatcher:
 
     Parameters
     ----------
-    settings : lease, grace and retry settings.
+    settings : lease, grace, retry and backoff settings.
     store, artifacts : the job and artifact stores.
+    runtime : the watched Ray connection (default: one that only watches the Ray this
+        process already runs).
     max_in_flight : cap on concurrently submitted attempts (default: the cluster's CPUs).
     """
 
@@ -76,8 +81,10 @@ class Dispatcher:
         store: JobStore,
         artifacts: ArtifactStore,
         max_in_flight: int | None = None,
+        runtime: RayRuntime | None = None,
     ):
         self.settings, self.store, self.artifacts = settings, store, artifacts
+        self.runtime = runtime
         self.max_in_flight = max_in_flight
         self.lease_owner = f"dispatcher-{uuid.uuid4().hex[:12]}"
         self.in_flight: dict[str, _InFlight] = {}
@@ -85,10 +92,13 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._last_renewal = 0.0
         self._capacity = (0.0, 1)
+        self._gc_at = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Dispatcher:
+        if self.runtime is None:
+            self.runtime = RayRuntime(self.settings, owned=False).start()
         self.recover()
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
         self._thread.start()
@@ -104,7 +114,7 @@ class Dispatcher:
         while not self._stop.wait(self.settings.poll_s):
             try:
                 self.tick()
-            except Exception:  # one bad tick (a locked DB, a Ray hiccup) must not stop the loop
+            except Exception:  # one bad tick (a lost DB, a Ray hiccup) must not stop the loop
                 log.exception("dispatcher tick failed")
 
     def tick(self) -> None:
@@ -113,9 +123,17 @@ class Dispatcher:
             self.store.renew_leases(self.lease_owner, self.in_flight, self.settings.lease_s)
             self._last_renewal = now
             self.recover()
-        self._collect()
-        self._enforce(now)
-        self._claim()
+        if now - self._gc_at > GC_EVERY_S:
+            self._gc_at = now
+            collect_garbage(self.settings, self.store, self.artifacts, now=now)
+        if self.runtime is None or not self.runtime.healthy:
+            return  # Ray is down: only the database work above; the supervisor heals Ray
+        with self.runtime.lock:
+            self._settle_lost_cluster()
+            self._collect()
+            self._enforce(now)
+            if self.runtime.healthy:
+                self._claim()
 
     # -- recovery -------------------------------------------------------------------------------
 
@@ -129,14 +147,32 @@ class Dispatcher:
             ):
                 continue
             self._event(job, f"lease of {job['lease_owner']} expired; recovering")
-            if self.artifacts.manifest(job["id"], job["attempt"]) is not None:
-                self._finish_published(job["id"], job["attempt"], job["kind"], job["request"])
-            elif job["cancel_requested"]:
-                self._cancelled(job["id"], job["attempt"], job["cancel_requested"])
-            else:
-                self._retry_or_fail(
-                    job["id"], job["attempt"], INFRASTRUCTURE_LOST, "the server running it died"
-                )
+            self._settle_without_task(
+                job["id"], job["attempt"], job["kind"], job["request"], "the server running it died"
+            )
+
+    def _settle_lost_cluster(self) -> None:
+        """Attempts submitted to a Ray cluster that has since been replaced."""
+        generation = self.runtime.generation
+        for flight in [f for f in self.in_flight.values() if f.generation != generation]:
+            del self.in_flight[flight.job_id]
+            self._settle_without_task(
+                flight.job_id, flight.attempt, flight.kind, flight.request, "the Ray cluster died"
+            )
+
+    def _settle_without_task(
+        self, job_id: str, attempt: int, kind: str, request: dict, why: str
+    ) -> None:
+        """An attempt whose task is gone: its published files decide, else it was lost."""
+        job = self.store.get_job(job_id)
+        if job is None or job["attempt"] != attempt:
+            return
+        if self.artifacts.manifest(job_id, attempt) is not None:
+            self._finish_published(job_id, attempt, kind, request)
+        elif job["cancel_requested"]:
+            self._cancelled(job_id, attempt, job["cancel_requested"])
+        else:
+            self._retry_or_fail(job_id, attempt, ErrorType.INFRASTRUCTURE_LOST, why)
 
     # -- outcomes -------------------------------------------------------------------------------
 
@@ -152,14 +188,20 @@ class Dispatcher:
                 outcome = ray.get(ref)
             except ray.exceptions.TaskCancelledError:
                 outcome = {"outcome": "killed"}
-            except ray.exceptions.OutOfMemoryError as exc:
-                outcome = {"outcome": "lost", "error_type": OUT_OF_MEMORY, "message": str(exc)}
+            except ray.exceptions.OutOfMemoryError:
+                outcome = {"outcome": "lost", "error_type": ErrorType.OUT_OF_MEMORY,
+                           "message": "the worker ran out of memory"}  # fmt: skip
             except ray.exceptions.RayTaskError as exc:
                 # An exception escaped run_attempt itself: our bug or a broken environment.
-                outcome = {"outcome": "failed", "error_type": MODEL_ERROR, "message": str(exc)}
+                log.error("job %s attempt %d raised: %s", flight.job_id, flight.attempt, exc)
+                message = "the worker failed unexpectedly (see the server log)"
+                outcome = {"outcome": "failed", "error_type": ErrorType.MODEL_ERROR,
+                           "message": message}  # fmt: skip
             except ray.exceptions.RayError as exc:  # worker/node died, object lost, …
-                message = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-                outcome = {"outcome": "lost", "error_type": INFRASTRUCTURE_LOST, "message": message}
+                self.runtime.suspect()
+                message = f"{type(exc).__name__}: the worker or its node was lost"
+                outcome = {"outcome": "lost", "error_type": ErrorType.INFRASTRUCTURE_LOST,
+                           "message": message}  # fmt: skip
             self._settle(flight, outcome)
 
     def _settle(self, flight: _InFlight, outcome: dict) -> None:
@@ -174,10 +216,10 @@ class Dispatcher:
             if job["cancel_requested"]:
                 self._cancelled(job_id, attempt, job["cancel_requested"])
             else:
-                self._retry_or_fail(job_id, attempt, INFRASTRUCTURE_LOST, "the worker stopped")
+                self._lost(job_id, attempt, "the worker stopped")
         elif kind == "failed":
             self._event(job, f"attempt {attempt} failed: {outcome['message']}")
-            self.store.finish(
+            self._finish(
                 job_id,
                 attempt,
                 FAILED,
@@ -188,7 +230,14 @@ class Dispatcher:
             if job["cancel_requested"]:
                 self._cancelled(job_id, attempt, job["cancel_requested"])
             else:
-                self._retry_or_fail(job_id, attempt, outcome["error_type"], outcome["message"])
+                self._lost(job_id, attempt, outcome["message"], outcome["error_type"])
+
+    def _lost(self, job_id, attempt, message, error_type=ErrorType.INFRASTRUCTURE_LOST) -> None:
+        """A worker that vanished on a full disk is no infrastructure loss: it is not retried."""
+        if free_bytes(self.artifacts.root) < self.settings.min_free_bytes:
+            error_type = ErrorType.STORAGE_FULL
+            message = "the disk of the results is full"
+        self._retry_or_fail(job_id, attempt, error_type, message)
 
     def _finish_published(self, job_id: str, attempt: int, kind: str, request: dict) -> None:
         job = self.store.get_job(job_id)
@@ -197,19 +246,21 @@ class Dispatcher:
             if job["cancel_requested"]:
                 self._cancelled(job_id, attempt, job["cancel_requested"])
             else:
-                self._retry_or_fail(job_id, attempt, INFRASTRUCTURE_LOST, "the worker stopped")
+                self._retry_or_fail(
+                    job_id, attempt, ErrorType.INFRASTRUCTURE_LOST, "the worker stopped"
+                )
             return
         try:
             manifest = self.artifacts.verify(job_id, attempt)
             primary = self.artifacts.attempt_dir(job_id, attempt) / manifest["primary"]
             jobs.check_result(kind, request, primary)
-        except (ArtifactError, jobs.ResultMismatch) as exc:
+        except (ArtifactError, ResultMismatch) as exc:
             self._event(job, f"attempt {attempt} result rejected: {exc}")
-            self.store.finish(
-                job_id, attempt, FAILED, error_type=MODEL_ERROR, error_message=str(exc)
+            self._finish(
+                job_id, attempt, FAILED, error_type=ErrorType.MODEL_ERROR, error_message=str(exc)
             )
             return
-        self.store.finish(
+        self._finish(
             job_id,
             attempt,
             SUCCEEDED,
@@ -225,20 +276,29 @@ class Dispatcher:
             # The task was killed before it could publish: mark what it left as partial.
             self.artifacts.publish(job_id, attempt, primary=None, partial=True, reason=reason)
         if reason == "timeout":
-            message = f"ran longer than its timeout of {job['timeout_s']} s"
-            self.store.finish(job_id, attempt, FAILED, error_type=TIMEOUT, error_message=message)
+            message = f"ran longer than its timeout of {job['timeout_s']:g} s"
+            self._finish(
+                job_id, attempt, FAILED, error_type=ErrorType.TIMEOUT, error_message=message
+            )
         else:
-            self.store.finish(job_id, attempt, CANCELLED, error_message="cancelled on request")
+            self._finish(job_id, attempt, CANCELLED, error_message="cancelled on request")
         self._event(job, f"attempt {attempt} ended: {reason}")
 
     def _retry_or_fail(self, job_id: str, attempt: int, error_type: str, message: str) -> None:
         job = self.store.get_job(job_id)
-        if error_type in RETRYABLE and attempt < job["max_attempts"]:
-            if self.store.requeue(job_id, attempt, error_type, message):
-                self._event(job, f"attempt {attempt} lost ({message}); re-queued")
+        if ErrorType(error_type).retryable and attempt < job["max_attempts"]:
+            delay = self.settings.retry_delay_s(attempt)
+            if self.store.requeue(job_id, attempt, error_type, message, time.time() + delay):
+                self._event(job, f"attempt {attempt} lost ({message}); re-queued in {delay:g} s")
             return
-        self.store.finish(job_id, attempt, FAILED, error_type=error_type, error_message=message)
-        self._event(job, f"attempt {attempt} lost ({message}); no attempts left")
+        self._finish(job_id, attempt, FAILED, error_type=error_type, error_message=message)
+        self._event(job, f"attempt {attempt} lost ({message}); not retried")
+
+    def _finish(self, job_id: str, attempt: int, status: str, **values) -> None:
+        """A final status; the job's inputs and its earlier attempts' folders go."""
+        if self.store.finish(job_id, attempt, status, **values):
+            self.artifacts.remove(job_id, keep_attempt=attempt)
+            shutil.rmtree(self.settings.uploads_dir / job_id, ignore_errors=True)
 
     # -- enforcement ----------------------------------------------------------------------------
 
@@ -285,24 +345,25 @@ class Dispatcher:
         free = self.capacity() - len(self.in_flight)
         if free <= 0:
             return
-        for job in self.store.queued(free):
+        env = AttemptEnv(
+            db_url=self.store.url,
+            artifacts_root=str(self.artifacts.root),
+            inputs_dir="",
+            datasets_dir=str(self.settings.datasets_dir),
+            min_free_bytes=self.settings.min_free_bytes,
+        )
+        for job in self.store.claimable(free):
             if not self.store.claim(
                 job["id"], job["attempt"], self.lease_owner, self.settings.lease_s
             ):
                 continue  # another dispatcher got it
             attempt = job["attempt"] + 1
+            inputs = str(self.settings.uploads_dir / job["id"])
             ref = _remote_attempt.remote(
-                job["id"],
-                attempt,
-                job["kind"],
-                job["request"],
-                self.store.url,
-                str(self.artifacts.root),
-                str(self.settings.uploads_dir / job["id"]),
-                str(self.settings.datasets_dir),
+                job["id"], attempt, job["kind"], job["request"], replace(env, inputs_dir=inputs)
             )
             self.in_flight[job["id"]] = _InFlight(
-                job["id"], attempt, job["kind"], job["request"], ref
+                job["id"], attempt, job["kind"], job["request"], ref, self.runtime.generation
             )
             self._event(job, f"attempt {attempt} submitted to Ray", attempt)
 

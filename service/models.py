@@ -20,7 +20,7 @@ class Progress(BaseModel):
 
 
 class WorkerInfo(BaseModel):
-    """Where the current attempt runs."""
+    """Where the current attempt runs (shown to admin tokens only)."""
 
     host: str | None = None
     pid: int | None = None
@@ -45,8 +45,8 @@ class JobInfo(BaseModel):
     max_attempts: int
     error_type: str | None = Field(
         None,
-        description="validation, model_error, infrastructure_lost, out_of_memory or timeout "
-        "(on a queued job: why the previous attempt was lost)",
+        description="validation, model_error, infrastructure_lost, out_of_memory, timeout or "
+        "storage_full (on a queued job: why the previous attempt was lost)",
     )
     error_message: str | None = None
     cancel_requested: bool = False
@@ -89,9 +89,14 @@ class Problem(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    database: str
-    ray: str
+    """``GET /v1/health``: 200 when everything is ok, 503 (same body) when degraded."""
+
+    status: str = Field(description="ok or degraded")
+    database: str = Field(description="ok or unavailable")
+    ray: str = Field(description="connected, or 'degraded: <why>' while it is being healed")
+    ray_restarts: int = Field(0, description="times the Ray connection was healed")
+    disk: str = Field("ok", description="ok, or low: less free space than the server keeps")
+    disk_free_bytes: int | None = None
     version: str
 
 
@@ -161,6 +166,9 @@ class CampaignInfo(BaseModel):
     n_failed: int
     n_pending: int
     active_runs: list[str]
+    compacted_runs: dict[str, int] = Field(
+        {}, description="old skipped, missed and idle fires folded into counts, by status"
+    )
 
 
 def timestamp(value: float | None) -> datetime | None:

@@ -1,27 +1,45 @@
-"""Connecting the server to Ray: an embedded local cluster by default, or an existing one.
+"""The server's Ray: connecting (embedded cluster or an existing one), watching, healing.
 
 Ray 2.6x turns token authentication on for new local clusters unless ``RAY_AUTH_MODE`` says
 otherwise, so we always set it ourselves. The embedded cluster runs with ``token`` auth, its
 token in ``<data_dir>/ray/auth_token`` (mode 0600, created once): Ray's own ports listen on
 the machine's interfaces, and the token is what keeps others from submitting code to them.
-No dashboard, no Ray client server and no job-submission server are started, so the only
-ports open are the ones Ray's processes need to talk to each other.
+No dashboard, no Ray client server and no job-submission server are started.
 
 Joining an existing cluster (``--ray-address``, e.g. a KubeRay head) uses that cluster's auth
 settings from the environment (``RAY_AUTH_MODE``, ``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH``);
 when ``RAY_AUTH_MODE`` is unset we set the server's configured mode.
+
+:class:`RayRuntime` watches the connection from a thread: every ``ray_probe_s`` it checks
+that the embedded cluster's processes (raylet, GCS) are alive, and every few probes it runs a
+no-CPU task under a timeout (three timeouts in a row, or any other failure of it, count). A
+failed check marks the runtime ``degraded`` (``/v1/health``
+answers 503, the dispatcher stops claiming) and heals it: ``ray.shutdown()`` (in a thread,
+bounded), then a new ``ray.init`` — a new embedded cluster, or the external one again —
+retried with exponential backoff (capped at ``ray_backoff_max_s``). ``generation`` counts
+connections, so the dispatcher can tell which of its tasks belonged to a dead cluster.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import secrets
+import signal
+import threading
+import time
 
 import ray
 
 from service.config import Settings
 
 NAMESPACE = "sigmalab"
+#: The ping task runs every this many probes…
+PING_EVERY = 5
+#: …and this many timeouts in a row (not one) mean Ray is unavailable.
+SLOW_PINGS = 3
+log = logging.getLogger(__name__)
 
 
 def token_path(settings: Settings):
@@ -72,3 +90,171 @@ def connect(settings: Settings) -> None:
         namespace=NAMESPACE,
         log_to_driver=False,
     )
+
+
+@ray.remote(num_cpus=0, max_retries=0)
+def _ping() -> int:
+    return os.getpid()
+
+
+class RayRuntime:
+    """The Ray connection of one server, watched and healed.
+
+    Parameters
+    ----------
+    settings : ``ray_address`` (None: embedded cluster), probe period and timeouts.
+    owned : False when someone else started Ray in this process (tests): the runtime then
+        only watches and never restarts it.
+
+    Attributes
+    ----------
+    lock : held by the dispatcher around its Ray calls and by the healer around a restart.
+    generation : incremented on every (re)connection.
+    state : ``connected``, ``degraded`` or ``stopped``.
+    """
+
+    def __init__(self, settings: Settings, *, owned: bool = True):
+        self.settings, self.owned = settings, owned
+        self.lock = threading.RLock()
+        self.generation = 0
+        self.state, self.reason, self.since = "starting", None, time.time()
+        self.restarts = 0
+        self._probes = 0
+        self._slow_pings = 0
+        self._stop = threading.Event()
+        self._suspect = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> RayRuntime:
+        """Connect (retrying with backoff) and start watching."""
+        if self.owned:
+            self._connect_with_backoff()
+        else:
+            self._set("connected", None)
+            self.generation += 1
+        self._thread = threading.Thread(target=self._loop, name="ray-supervisor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._suspect.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        if self.owned:
+            self._shutdown()
+        self._set("stopped", None)
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "connected"
+
+    def status(self) -> dict:
+        return {"state": self.state, "reason": self.reason, "since": self.since,
+                "restarts": self.restarts}  # fmt: skip
+
+    def suspect(self) -> None:
+        """Ask for a check now (the dispatcher saw a Ray system error)."""
+        self._suspect.set()
+
+    # -- watching -----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._suspect.wait(self.settings.ray_probe_s)
+            self._suspect.clear()
+            if self._stop.is_set():
+                return
+            problem = self.check()
+            if problem is None:
+                if self.state != "connected":
+                    self._set("connected", None)
+                continue
+            log.warning("Ray is unavailable: %s", problem)
+            self._set("degraded", problem)
+            if self.owned:
+                self._heal()
+
+    def check(self) -> str | None:
+        """None when Ray answers; otherwise what is wrong."""
+        if not ray.is_initialized():
+            return "not connected"
+        dead = self._dead_processes()
+        if dead:
+            return f"{', '.join(dead)} died"
+        self._probes += 1
+        if self._probes % PING_EVERY and self.state == "connected" and not self._slow_pings:
+            return None
+        try:
+            ray.get(_ping.remote(), timeout=self.settings.ray_probe_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            # A busy machine can be slow to start a worker: only repeated timeouts count.
+            self._slow_pings += 1
+            if self._slow_pings < SLOW_PINGS:
+                return None
+            return f"{self._slow_pings} probe tasks timed out"
+        except Exception as exc:  # any other failure of the round trip: Ray cannot run jobs
+            return f"a probe task failed: {type(exc).__name__}"
+        self._slow_pings = 0
+        return None
+
+    def _dead_processes(self) -> list[str]:
+        node = getattr(ray._private.worker, "_global_node", None)
+        if not self.owned or node is None:
+            return []
+        return sorted({name for name, _ in node.dead_processes()})
+
+    # -- healing ------------------------------------------------------------------------------
+
+    def _heal(self) -> None:
+        with self.lock:
+            self._shutdown()
+            if self._connect_with_backoff():
+                self.restarts += 1
+                log.warning("Ray reconnected (generation %d)", self.generation)
+
+    def _connect_with_backoff(self) -> bool:
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                with self.lock:
+                    connect(self.settings)
+                    self.generation += 1
+                self._set("connected", None)
+                return True
+            except Exception as exc:  # the cluster is still down: wait and try again
+                log.warning("connecting to Ray failed (%s); retrying in %.0f s", exc, delay)
+                self._set("degraded", f"reconnecting: {type(exc).__name__}")
+                self._shutdown()
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.settings.ray_backoff_max_s)
+        return False
+
+    def _shutdown(self, timeout_s: float = 60.0) -> None:
+        """``ray.shutdown()``, bounded; processes of a dead embedded cluster are killed."""
+        node = getattr(ray._private.worker, "_global_node", None)
+        pids = []
+        if node is not None and self.owned and not self.settings.ray_address:
+            pids = [p.process.pid for ps in node.all_processes.values() for p in ps]
+        done = threading.Event()
+
+        def shutdown():
+            try:
+                ray.shutdown()
+            except Exception as exc:  # a half-dead cluster may fail to shut down cleanly
+                log.warning("ray.shutdown failed: %s", exc)
+            done.set()
+
+        threading.Thread(target=shutdown, name="ray-shutdown", daemon=True).start()
+        if not done.wait(timeout_s):
+            log.warning("ray.shutdown did not return within %.0f s", timeout_s)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+    def _set(self, state: str, reason: str | None) -> None:
+        if state != self.state:
+            self.since = time.time()
+        self.state, self.reason = state, reason

@@ -11,9 +11,10 @@ One scheduler runs in each server process, a thread beside the dispatcher. Every
 
        collect   take the measurement batches that arrived since the last round took its own
        analyze   one ``analyze_study`` job on them (skipped when no instrument file came)
-       tell      read its summary.json: per recipe the mean and sd of log10 σ at 30 °C
-                 (sd from the 90 % interval, sd = (log10 hi − log10 lo) / 3.29); proposals
-                 whose cells all failed are told as failed experiments
+       tell      read its result.nc: per recipe the posterior mean and sd of log10 σ at
+                 30 °C (``optimizer.observations_from_study``, the estimator the closed loop
+                 and ``Campaign.tell_study`` use too); proposals whose cells all failed are
+                 told as failed experiments
        propose   one ``propose`` job for q new recipes; they are stored as pending proposals
 
    Each step change is a compare-and-set on the run row (and, for tell and propose, on the
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import time
 from datetime import UTC, datetime
@@ -37,31 +37,20 @@ from pathlib import Path
 import tomli_w
 
 from inference.errors import InputError
-from service import connectors, jobs, schedules
-from service.campaigns import (
-    ACTIVE,
-    CANCELLED,
-    FAILED,
-    IDLE,
-    MISSED,
-    OBJECTIVE_KINDS,
-    QUEUED,
-    RUNNING,
-    SIGMA_TEMPERATURE_C,
-    SKIPPED,
-    UNFINISHED,
-    CampaignStore,
-    new_arrivals,
-    principal_of,
-    read_manifest,
-    sd_from_interval,
-)
+from service.campaigns import connectors, schedules
+from service.campaigns.ingest import new_arrivals, read_manifest
+from service.campaigns.manager import OBJECTIVE_KINDS, principal_of
+from service.campaigns.store import ACTIVE, UNFINISHED, CampaignStore
 from service.config import Settings
+from service.errors import LimitExceeded, RequestInvalid
+from service.kinds.analyze_study import AnalyzeStudyRequest
+from service.kinds.propose import ProposeRequest
 from service.manager import JobManager
-from service.store import CANCELLED as JOB_CANCELLED
-from service.store import FAILED as JOB_FAILED
-from service.store import SUCCEEDED as JOB_SUCCEEDED
-from service.store import LimitExceeded
+from service.status import JobStatus, RunStatus
+
+#: Temperature of the conductivities told to the campaign (°C): the analysis' summary one.
+SIGMA_TEMPERATURE_C = 30.0
+QUEUED, RUNNING = RunStatus.QUEUED, RunStatus.RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +69,7 @@ class Scheduler:
         self.settings, self.manager, self.campaigns = settings, manager, campaigns
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._compacted_at = 0.0
 
     def start(self) -> Scheduler:
         self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
@@ -108,6 +98,18 @@ class Scheduler:
                 )
         for run in self.campaigns.unfinished_runs():
             self._guarded(self.advance, run)
+        if now - self._compacted_at > self.settings.run_compaction_s:
+            self._compacted_at = now
+            for campaign in self.campaigns.list():
+                self._guarded(self.compact, campaign, now)
+
+    def compact(self, campaign: dict, now: float) -> None:
+        """Fold the campaign's old skipped, missed and idle fires into counts."""
+        self.campaigns.compact(
+            campaign["id"],
+            keep=self.settings.run_rows_kept,
+            older_than=now - self.settings.run_compaction_s,
+        )
 
     def _guarded(self, fn, *args) -> None:
         try:
@@ -141,7 +143,7 @@ class Scheduler:
         for fire, action, late in plan:
             if action == schedules.MISSED:
                 message = f"due while no scheduler ran; catch-up policy {spec['catch_up']}"
-                self.campaigns.claim_fire(campaign["id"], fire, "cron", MISSED, message)
+                self.campaigns.claim_fire(campaign["id"], fire, "cron", RunStatus.MISSED, message)
             else:
                 self._fire(campaign, fire, "cron", late)
         self.campaigns.advance_cursor(campaign["id"], due[-1])
@@ -155,7 +157,7 @@ class Scheduler:
             message = (
                 f"round {active[0]['id'][:8]} was still {active[0]['status']} (overlap forbid)"
             )
-            self.campaigns.claim_fire(campaign["id"], fire, trigger, SKIPPED, message)
+            self.campaigns.claim_fire(campaign["id"], fire, trigger, RunStatus.SKIPPED, message)
             return
         claimed = self.campaigns.claim_fire(campaign["id"], fire, trigger, QUEUED)
         if claimed is not None and action == schedules.REPLACE:
@@ -169,7 +171,7 @@ class Scheduler:
             if self.campaigns.update_run(
                 run["id"],
                 {"status": run["status"], "step": run["step"]},
-                status=CANCELLED,
+                status=RunStatus.CANCELLED,
                 message=reason,
                 finished_at=time.time(),
             ):
@@ -224,7 +226,11 @@ class Scheduler:
 
     def _fail(self, run: dict, message: str) -> bool:
         self.campaigns.update_run(
-            run["id"], {"status": RUNNING}, status=FAILED, message=message, finished_at=time.time()
+            run["id"],
+            {"status": RUNNING},
+            status=RunStatus.FAILED,
+            message=message,
+            finished_at=time.time(),
         )
         return False
 
@@ -238,7 +244,7 @@ class Scheduler:
             job, _ = self.manager.submit(who, request, files, key)
         except LimitExceeded:
             return None  # retried on a later tick
-        except jobs.RequestInvalid as exc:
+        except RequestInvalid as exc:
             self._fail(run, f"the {request.kind} job was refused: {exc}")
             return None
         return job
@@ -246,9 +252,9 @@ class Scheduler:
     def _job_outcome(self, run: dict, job_id: str) -> dict | None:
         """The job's row once it succeeded; fails the run if it failed; None while running."""
         job = self.manager.store.get_job(job_id)
-        if job["status"] == JOB_SUCCEEDED:
+        if job["status"] == JobStatus.SUCCEEDED:
             return job
-        if job["status"] in (JOB_FAILED, JOB_CANCELLED):
+        if job["status"] in (JobStatus.FAILED, JobStatus.CANCELLED):
             self._fail(
                 run, f"{job['kind']} job {job_id} {job['status']}: {job['error_message'] or ''}"
             )
@@ -265,7 +271,7 @@ class Scheduler:
                 n_measured=n_measured,
             )
         if run["analyze_job"] is None:
-            request = jobs.AnalyzeStudyRequest(
+            request = AnalyzeStudyRequest(
                 kind="analyze_study",
                 method=campaign["spec"]["analysis"]["method"],
                 seed=campaign["spec"]["seed"],
@@ -287,16 +293,15 @@ class Scheduler:
     def _tell(self, campaign: dict, run: dict) -> bool:
         from optimizer.campaign import Campaign
 
-        summary = None
+        result = None
         if run["analyze_job"] is not None:
             job = self.manager.store.get_job(run["analyze_job"])
-            path = self.manager.artifacts.root / job["artifact_path"]
-            summary = (path.parent / "summary.json").read_text()
+            result = self.manager.artifact_file(job)  # the job's result.nc
         batches = self.campaigns.measurements(campaign["id"], run_id=run["id"])
         folder = self.campaigns.dir(campaign["id"]) / "measurements"
         optimizer = Campaign.from_dict(campaign["state"])
         observations, told, notes = observations_from(
-            summary, batches, folder, list(optimizer.objectives), run["analyze_job"]
+            result, batches, folder, list(optimizer.objectives), run["analyze_job"]
         )
         try:
             optimizer.tell(observations)
@@ -314,7 +319,7 @@ class Scheduler:
             values["step"] = "propose"
         else:
             pending = len(optimizer.pending)
-            values |= {"status": IDLE, "step": None, "finished_at": time.time()}
+            values |= {"status": RunStatus.IDLE, "step": None, "finished_at": time.time()}
             values["message"] = f"nothing new to tell; {pending} proposals still pending"
         return (
             self.campaigns.commit_tell(run, campaign["version"], optimizer.to_dict(), told, values)
@@ -323,7 +328,7 @@ class Scheduler:
 
     def _propose(self, campaign: dict, run: dict) -> bool:
         if run["propose_job"] is None or run["propose_version"] != campaign["version"]:
-            request = jobs.ProposeRequest(
+            request = ProposeRequest(
                 kind="propose", campaign=campaign["state"], q=campaign["spec"]["q"]
             )
             key = f"campaign-run-{run['id']}-propose-v{campaign['version']}"
@@ -339,11 +344,9 @@ class Scheduler:
         job = self._job_outcome(run, run["propose_job"])
         if job is None:
             return False
-        out = json.loads((self.manager.artifacts.root / job["artifact_path"]).read_text())
+        out = json.loads(self.manager.artifact_file(job).read_text())
         proposals = out["proposals"]
-        for p, predicted in zip(
-            proposals, predictions(campaign["state"], [p["params"] for p in proposals]), strict=True
-        ):
+        for p, predicted in zip(proposals, predictions(campaign["state"], proposals), strict=True):
             p["predicted"] = predicted
         # False when another round changed the state meanwhile: the next tick proposes again
         # from the new state (propose_version no longer matches).
@@ -388,45 +391,66 @@ def merged_study(folder: Path, batches: list[dict]) -> list[tuple[str, bytes]]:
 
 
 def observations_from(
-    summary_text: str | None,
+    result_path: Path | None,
     batches: list[dict],
     folder: Path,
     objectives: list[str],
     analysis_job: str | None,
 ) -> tuple[list[dict], dict[str, str], list[str]]:
-    """What a round tells its campaign.
+    """What a round tells its campaign: the analysis' ``result.nc`` through
+    ``optimizer.observations_from_study``; a recipe without σ whose cells all failed is told as
+    failed, any other one only noted.
 
     Returns
     -------
     (observations for ``Campaign.tell``, proposal id → "told" | "failed", notes)
     """
-    rows = {}
-    if summary_text is not None:
-        for r in json.loads(summary_text).get("conductivity", []):
-            if r["temperature_C"] == SIGMA_TEMPERATURE_C:
-                rows[(r["recipe"], r["kind"])] = r
+    import xarray as xr
+
+    from optimizer.observations import observations_from_study
+
+    result = None
+    if result_path is not None:
+        with xr.open_datatree(result_path, engine="h5netcdf") as tree:
+            result = tree.load()
     observations, told, notes = [], {}, []
     for b in batches:
         manifest = read_manifest(folder / b["batch"])
+        recipes = {}
         for name, pid in b["recipes"].items():
-            merged = merged_name(name, pid, b["batch"])
             source = {"batch": b["batch"], "recipe": name, "analysis_job": analysis_job}
             ident = {"id": pid} if pid else {"params": manifest["recipes"][name]}
-            found = [rows.get((merged, OBJECTIVE_KINDS[m])) for m in objectives]
-            if all(found):
-                values, sds = {}, {}
-                for m, r in zip(objectives, found, strict=True):
-                    lo, hi = (float(math.log10(v)) for v in r["ci90_S_per_cm"])
-                    values[m] = float(math.log10(r["median_S_per_cm"]))
-                    sds[m] = sd_from_interval(lo, hi)
-                observations.append({**ident, "values": values, "sd": sds, "source": source})
+            recipes[merged_name(name, pid, b["batch"])] = {**ident, "source": source}
+        found = {}
+        if result is not None:
+            found = dict(
+                zip(
+                    recipes,
+                    observations_from_study(
+                        result,
+                        objectives,
+                        recipes,
+                        temperature_C=SIGMA_TEMPERATURE_C,
+                        kinds=OBJECTIVE_KINDS,
+                        missing="fail",
+                    ),  # fmt: skip
+                    strict=True,
+                )
+            )
+        for (name, pid), merged in zip(b["recipes"].items(), recipes, strict=True):
+            obs = found.get(merged)
+            if obs is not None and not obs.get("failed"):
+                observations.append(obs)
                 if pid:
                     told[pid] = "told"
                 continue
             cells = [c for c in manifest.get("cells", []) if c["recipe"] == name]
             if cells and all(c.get("status") == "failed" for c in cells):
                 reason = cells[0].get("failure_reason") or "every cell failed"
-                observations.append({**ident, "failed": True, "reason": reason, "source": source})
+                ident = {k: v for k, v in recipes[merged].items() if k != "source"}
+                observations.append(
+                    {**ident, "failed": True, "reason": reason, "source": recipes[merged]["source"]}
+                )
                 if pid:
                     told[pid] = "failed"
             else:
@@ -434,28 +458,20 @@ def observations_from(
     return observations, told, notes
 
 
-def predictions(state: dict, params: list[dict]) -> list[dict | None]:
-    """The GP's mean and sd per objective at ``params``, from the observations in ``state``
-    (None for each while fewer than two experiments succeeded: the initial design)."""
-    import numpy as np
-
+def predictions(state: dict, proposals: list[dict]) -> list[dict | None]:
+    """The campaign's GP mean and sd per objective at each proposal (``Campaign.predict``),
+    from the observations in ``state``; None for each while fewer than two experiments
+    succeeded (the initial design)."""
     from optimizer.campaign import Campaign
-    from optimizer.surrogate import GPSurrogate
 
     campaign = Campaign.from_dict(state)
-    ok = [h for h in campaign.history if not h["failed"]]
-    if len(ok) < 2 or not params:
-        return [None] * len(params)
-    X = campaign.space.encode([h["params"] for h in ok])
-    Xn = campaign.space.encode(params)
-    out: list[dict] = [{} for _ in params]
-    for m in campaign.objectives:
-        y = np.array([h["values"][m] for h in ok])
-        sd = np.array([h["sd"].get(m, 0.0) for h in ok])
-        mean, s = GPSurrogate(n_restarts=1, random_state=0).fit(X, y, sd).predict(Xn)
-        for i in range(len(params)):
-            out[i][m] = {"mean": float(mean[i]), "sd": float(s[i])}
-    return out
+    if len(campaign.successes()) < 2 or not proposals:
+        return [None] * len(proposals)
+    mean, sd = campaign.predict([p["params"] for p in proposals])
+    return [
+        {m: {"mean": float(mean[m][i]), "sd": float(sd[m][i])} for m in campaign.objectives}
+        for i in range(len(proposals))
+    ]
 
 
 def _brief(h: dict) -> dict:

@@ -5,13 +5,15 @@ The database holds the truth; Ray only executes. Every state change is a conditi
 zombie worker of an earlier attempt can never move a job twice: the loser's UPDATE matches no
 row and it backs off.
 
-Lifecycle::
+Lifecycle (:class:`~service.status.JobStatus`)::
 
     QUEUED → STARTING → RUNNING(phase) → SUCCEEDED | FAILED | CANCELLED
-       ↑________________________|  (infrastructure failure, attempts left: re-queued)
+       ↑________________________|  (infrastructure failure, attempts left: re-queued,
+                                    claimable again after an exponential backoff)
 
 ``attempt`` counts claims: it is incremented when the dispatcher claims a queued job, so the
 first run is attempt 1 and a retry after a lost worker is attempt 2. Times are Unix seconds.
+The schema is created and upgraded by Alembic migrations (:mod:`service.migrate`).
 """
 
 from __future__ import annotations
@@ -25,21 +27,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-QUEUED, STARTING, RUNNING = "QUEUED", "STARTING", "RUNNING"
-SUCCEEDED, FAILED, CANCELLED = "SUCCEEDED", "FAILED", "CANCELLED"
-ACTIVE = (QUEUED, STARTING, RUNNING)
-IN_FLIGHT = (STARTING, RUNNING)
-FINAL = (SUCCEEDED, FAILED, CANCELLED)
-STATUSES = (*ACTIVE, *FINAL)
+from service.errors import IdempotencyConflict, LimitExceeded
+from service.status import JobStatus
 
-#: ``error_type`` values; the first two are retried while attempts are left.
-INFRASTRUCTURE_LOST = "infrastructure_lost"
-OUT_OF_MEMORY = "out_of_memory"
-VALIDATION = "validation"
-MODEL_ERROR = "model_error"
-TIMEOUT = "timeout"
-ERROR_TYPES = (VALIDATION, MODEL_ERROR, INFRASTRUCTURE_LOST, OUT_OF_MEMORY, TIMEOUT)
-RETRYABLE = (INFRASTRUCTURE_LOST, OUT_OF_MEMORY)
+QUEUED, STARTING, RUNNING = JobStatus.QUEUED, JobStatus.STARTING, JobStatus.RUNNING
+SUCCEEDED, FAILED, CANCELLED = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
+ACTIVE, IN_FLIGHT, FINAL = JobStatus.active(), JobStatus.in_flight(), JobStatus.terminal()
 
 metadata = sa.MetaData()
 
@@ -51,6 +44,7 @@ tokens = sa.Table(
     sa.Column("scope", sa.String(200), nullable=False),
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("max_active_jobs", sa.Integer, nullable=False),
+    sa.Column("max_active_campaigns", sa.Integer, nullable=False, server_default="10"),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),
 )
@@ -65,7 +59,7 @@ jobs = sa.Table(
     sa.Column("owner", sa.String(16), sa.ForeignKey("tokens.id"), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("phase", sa.String(32)),
-    sa.Column("attempt", sa.Integer, nullable=False, default=0),
+    sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("max_attempts", sa.Integer, nullable=False),
     sa.Column("error_type", sa.String(32)),
     sa.Column("error_message", sa.Text),
@@ -85,8 +79,11 @@ jobs = sa.Table(
     sa.Column("finished_at", sa.Float),
     sa.Column("artifact_path", sa.String(500)),
     sa.Column("artifact_sha256", sa.String(64)),
+    sa.Column("not_before", sa.Float),  # a re-queued job waits for its backoff
+    sa.Column("purged_at", sa.Float),  # its files were removed (artifact time to live)
     sa.UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
     sa.Index("ix_jobs_status_seq", "status", "seq"),
+    sa.Index("ix_jobs_owner_status", "owner", "status"),
 )
 
 job_logs = sa.Table(
@@ -101,28 +98,19 @@ job_logs = sa.Table(
 )
 
 
-class IdempotencyConflict(Exception):
-    """The idempotency key was used before with a different request body."""
-
-
-class LimitExceeded(Exception):
-    """The token already has as many unfinished jobs as it may."""
-
-    def __init__(self, limit: int):
-        self.limit = limit
-        super().__init__(f"this token may have at most {limit} unfinished jobs")
-
-
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and write-locking transactions.
 
     SQLite transactions start with ``BEGIN IMMEDIATE``: a read-then-write transaction (the
     per-token limit, idempotency) then holds the write lock from its first read, so two
-    concurrent submissions cannot both pass the check.
+    concurrent submissions cannot both pass the check. Both databases check a pooled
+    connection before use (``pool_pre_ping``), so a dropped connection is replaced.
     """
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = sa.create_engine(
+        url, pool_pre_ping=True, connect_args={"timeout": 30, "check_same_thread": False}
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
@@ -153,7 +141,7 @@ def engine_for(url: str) -> Engine:
         return _engines[url]
 
 
-def _row(row) -> dict[str, Any] | None:
+def row_dict(row) -> dict[str, Any] | None:
     return dict(row._mapping) if row is not None else None
 
 
@@ -169,8 +157,16 @@ class JobStore:
         self.url = url
         self.engine = engine_for(url)
 
-    def create_tables(self) -> None:
-        metadata.create_all(self.engine)
+    def upgrade(self) -> None:
+        """Create or upgrade the schema (Alembic migrations) to this version's."""
+        from service.migrate import upgrade
+
+        upgrade(self.engine)
+
+    def ping(self) -> None:
+        """One round trip; raises the database's error when it is unreachable."""
+        with self.engine.connect() as c:
+            c.execute(sa.text("SELECT 1"))
 
     # -- tokens ---------------------------------------------------------------------------------
 
@@ -181,11 +177,15 @@ class JobStore:
     def token_by_hash(self, token_sha256: str) -> dict | None:
         with self.engine.begin() as c:
             q = tokens.select().where(tokens.c.token_sha256 == token_sha256)
-            return _row(c.execute(q).first())
+            return row_dict(c.execute(q).first())
+
+    def token(self, token_id: str) -> dict | None:
+        with self.engine.begin() as c:
+            return row_dict(c.execute(tokens.select().where(tokens.c.id == token_id)).first())
 
     def list_tokens(self) -> list[dict]:
         with self.engine.begin() as c:
-            return [_row(r) for r in c.execute(tokens.select().order_by(tokens.c.created_at))]
+            return [row_dict(r) for r in c.execute(tokens.select().order_by(tokens.c.created_at))]
 
     def revoke_token(self, token_id: str) -> bool:
         with self.engine.begin() as c:
@@ -219,7 +219,7 @@ class JobStore:
             c.execute(sa.select(tokens.c.id).where(tokens.c.id == owner).with_for_update())
             if key is not None:
                 q = jobs.select().where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
-                existing = _row(c.execute(q).first())
+                existing = row_dict(c.execute(q).first())
                 if existing is not None:
                     if existing["body_sha256"] != job["body_sha256"]:
                         raise IdempotencyConflict(key)
@@ -232,18 +232,18 @@ class JobStore:
             if active >= max_active:
                 raise LimitExceeded(max_active)
             c.execute(jobs.insert().values(**job))
-            return _row(c.execute(jobs.select().where(jobs.c.id == job["id"])).first()), True
+            return row_dict(c.execute(jobs.select().where(jobs.c.id == job["id"])).first()), True
 
     # -- queries --------------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> dict | None:
         with self.engine.begin() as c:
-            return _row(c.execute(jobs.select().where(jobs.c.id == job_id)).first())
+            return row_dict(c.execute(jobs.select().where(jobs.c.id == job_id)).first())
 
     def job_by_key(self, owner: str, idempotency_key: str) -> dict | None:
         q = jobs.select().where(jobs.c.owner == owner, jobs.c.idempotency_key == idempotency_key)
         with self.engine.begin() as c:
-            return _row(c.execute(q).first())
+            return row_dict(c.execute(q).first())
 
     def list_jobs(
         self,
@@ -265,19 +265,79 @@ class JobStore:
         if before_seq is not None:
             q = q.where(jobs.c.seq < before_seq)
         with self.engine.begin() as c:
-            return [_row(r) for r in c.execute(q)]
+            return [row_dict(r) for r in c.execute(q)]
 
-    def queued(self, limit: int) -> list[dict]:
-        """Oldest queued jobs first."""
-        q = jobs.select().where(jobs.c.status == QUEUED).order_by(jobs.c.seq).limit(limit)
+    def claimable(self, limit: int, now: float | None = None) -> list[dict]:
+        """The queued jobs to claim next, fair across owners.
+
+        Owners take turns: the owner with the fewest jobs in flight goes first (ties: the one
+        whose oldest queued job is oldest), each owner's jobs oldest first. A job still in
+        its retry backoff (``not_before``) waits.
+        """
+        now = time.time() if now is None else now
+        rank = sa.func.row_number().over(partition_by=jobs.c.owner, order_by=jobs.c.seq)
+        ready = (
+            sa.select(jobs, rank.label("rank"))
+            .where(
+                jobs.c.status == QUEUED,
+                sa.or_(jobs.c.not_before.is_(None), jobs.c.not_before <= now),
+            )
+            .subquery()
+        )
+        running = (
+            sa.select(jobs.c.owner, sa.func.count())
+            .where(jobs.c.status.in_(IN_FLIGHT))
+            .group_by(jobs.c.owner)
+        )
         with self.engine.begin() as c:
-            return [_row(r) for r in c.execute(q)]
+            queued = [
+                row_dict(r)
+                for r in c.execute(
+                    sa.select(ready).where(ready.c.rank <= limit).order_by(ready.c.seq)
+                )
+            ]
+            load = dict(c.execute(running).all())
+        by_owner: dict[str, list[dict]] = {}
+        for job in queued:
+            job.pop("rank")
+            by_owner.setdefault(job["owner"], []).append(job)
+        picked: list[dict] = []
+        while by_owner and len(picked) < limit:
+            owner = min(by_owner, key=lambda o: (load.get(o, 0), by_owner[o][0]["seq"]))
+            picked.append(by_owner[owner].pop(0))
+            load[owner] = load.get(owner, 0) + 1
+            if not by_owner[owner]:
+                del by_owner[owner]
+        return picked
 
     def expired_leases(self, now: float) -> list[dict]:
         """Claimed jobs whose dispatcher stopped renewing its lease."""
         q = jobs.select().where(jobs.c.status.in_(IN_FLIGHT), jobs.c.lease_expires_at < now)
         with self.engine.begin() as c:
-            return [_row(r) for r in c.execute(q)]
+            return [row_dict(r) for r in c.execute(q)]
+
+    def finished_before(self, before: float, limit: int = 500) -> list[dict]:
+        """Finished jobs whose files have not been purged, finished before ``before``."""
+        q = (
+            jobs.select()
+            .where(
+                jobs.c.status.in_(FINAL),
+                jobs.c.finished_at < before,
+                jobs.c.purged_at.is_(None),
+            )
+            .order_by(jobs.c.finished_at)
+            .limit(limit)
+        )
+        with self.engine.begin() as c:
+            return [row_dict(r) for r in c.execute(q)]
+
+    def statuses(self, job_ids: Iterable[str]) -> dict[str, str]:
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        q = sa.select(jobs.c.id, jobs.c.status).where(jobs.c.id.in_(ids))
+        with self.engine.begin() as c:
+            return dict(c.execute(q).all())
 
     # -- transitions (compare-and-set on status + attempt) ----------------------------------------
 
@@ -303,6 +363,7 @@ class JobStore:
             "lease_expires_at": now + lease_s,
             "heartbeat_at": None,
             "worker": None,
+            "not_before": None,
         }
         return self._cas(job_id, attempt, [QUEUED], values)
 
@@ -407,8 +468,11 @@ class JobStore:
         }
         return self._cas(job_id, attempt, IN_FLIGHT, values)
 
-    def requeue(self, job_id: str, attempt: int, error_type: str, error_message: str) -> bool:
-        """An in-flight attempt was lost: back to QUEUED; the next claim makes attempt + 1."""
+    def requeue(
+        self, job_id: str, attempt: int, error_type: str, error_message: str, not_before: float
+    ) -> bool:
+        """An in-flight attempt was lost: back to QUEUED, claimable from ``not_before`` on;
+        the next claim makes attempt + 1."""
         values = {
             "status": QUEUED,
             "phase": None,
@@ -416,6 +480,7 @@ class JobStore:
             "error_message": error_message,
             "lease_owner": None,
             "lease_expires_at": None,
+            "not_before": not_before,
         }
         return self._cas(job_id, attempt, IN_FLIGHT, values)
 
@@ -442,7 +507,11 @@ class JobStore:
                 )
                 .values(cancel_requested=reason, cancel_requested_at=now)
             )
-            return _row(c.execute(jobs.select().where(jobs.c.id == job_id)).first())
+            return row_dict(c.execute(jobs.select().where(jobs.c.id == job_id)).first())
+
+    def mark_purged(self, job_id: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(jobs.update().where(jobs.c.id == job_id).values(purged_at=time.time()))
 
     # -- logs -----------------------------------------------------------------------------------
 
@@ -463,7 +532,7 @@ class JobStore:
             .order_by(job_logs.c.seq)
         )
         with self.engine.begin() as c:
-            return [_row(r) for r in c.execute(q)]
+            return [row_dict(r) for r in c.execute(q)]
 
 
 def dumps(value: Any) -> str:

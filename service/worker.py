@@ -7,6 +7,10 @@ the sampler's callback stays cheap), captures log records of its process, writes
 into ``artifacts/<job>/<attempt>/`` and publishes them with an atomic manifest. It never sets
 a final status: the dispatcher checks the published files first.
 
+What reaches the job's log (and so the user) is one line per event with no server path; a
+traceback goes to the worker process's own log (Ray's log folder on the server), never to
+the job. Files are created private (umask 077).
+
 If the attempt was superseded (the job was re-queued or finished by someone else while this
 worker lagged), the heartbeat sees it and the worker stops: a zombie cannot overwrite a newer
 attempt, and its folder is its own.
@@ -19,16 +23,32 @@ import os
 import socket
 import threading
 import time
-import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from inference.errors import InputError, ModelError
 from service import jobs
 from service.artifacts import ArtifactStore
-from service.store import MODEL_ERROR, OUT_OF_MEMORY, VALIDATION, JobStore
+from service.confine import scrub
+from service.errors import JobStopped, RequestInvalid, StorageFull
+from service.status import ErrorType
+from service.store import JobStore
+from service.uploads import is_disk_full, require_space
 
 HEARTBEAT_S = 1.0
 MAX_LOG_LINES = 2000
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttemptEnv:
+    """What a worker needs besides the job: where things are, and the disk reserve."""
+
+    db_url: str
+    artifacts_root: str
+    inputs_dir: str
+    datasets_dir: str
+    min_free_bytes: int = 0
 
 
 class AttemptMonitor:
@@ -96,48 +116,50 @@ class AttemptMonitor:
     def _flush(self) -> None:
         with self._lock:
             lines, self._lines = self._lines, []
-        self.store.add_logs(self.job_id, self.attempt, "worker", lines)
+        try:
+            self.store.add_logs(self.job_id, self.attempt, "worker", lines)
+        except Exception:
+            with self._lock:  # keep them for the next beat (database busy or dropped)
+                self._lines[:0] = lines
+            raise
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
                 self._beat()
-            except Exception as exc:  # a busy database must not kill the computation
-                self.log(f"heartbeat failed: {exc}")
+            except Exception as exc:  # a busy or lost database must not kill the computation
+                log.warning("heartbeat of %s failed: %s", self.job_id, exc)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        if self._progress is not None:
-            self.store.heartbeat(self.job_id, self.attempt, self._progress)
-        self._flush()
+        try:
+            if self._progress is not None:
+                self.store.heartbeat(self.job_id, self.attempt, self._progress)
+            self._flush()
+        except Exception as exc:  # the dispatcher settles the attempt from its files
+            log.warning("last heartbeat of %s failed: %s", self.job_id, exc)
 
 
 class _MonitorHandler(logging.Handler):
-    """Our packages' INFO records and everyone's warnings go to the job's log."""
+    """Our packages' INFO records and everyone's warnings go to the job's log, one line each
+    without server paths."""
 
     OURS = ("inference", "optimizer", "service", "py.warnings")
 
-    def __init__(self, monitor: AttemptMonitor):
+    def __init__(self, monitor: AttemptMonitor, roots: tuple[Path, ...]):
         super().__init__(level=logging.INFO)
-        self.monitor = monitor
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.monitor, self.roots = monitor, roots
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == __name__:
+            return  # the worker's own records are about the worker, for the server log
         if record.levelno >= logging.WARNING or record.name.startswith(self.OURS):
-            self.monitor.log(self.format(record))
+            text = scrub(record.getMessage(), *self.roots)
+            self.monitor.log(f"{record.levelname} {record.name}: {text}")
 
 
-def run_attempt(
-    job_id: str,
-    attempt: int,
-    kind: str,
-    request: dict,
-    db_url: str,
-    artifacts_root: str,
-    inputs_dir: str,
-    datasets_dir: str,
-) -> dict:
+def run_attempt(job_id: str, attempt: int, kind: str, request: dict, env: AttemptEnv) -> dict:
     """Run one attempt of a job (the Ray task body); returns what happened.
 
     Returns
@@ -145,52 +167,61 @@ def run_attempt(
     ``{"outcome": "published" | "failed" | "stopped" | "superseded", "error_type", "message"}``
     — "published" means the files and manifest are in place for the dispatcher to check.
     """
-    store = JobStore(db_url)
+    os.umask(0o077)
+    store = JobStore(env.db_url)
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "node_id": _node_id()}
     if not store.mark_running(job_id, attempt, worker):
         return {"outcome": "superseded"}
-    artifacts = ArtifactStore(artifacts_root)
+    artifacts = ArtifactStore(env.artifacts_root)
     out_dir = artifacts.attempt_dir(job_id, attempt)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    roots = (Path(env.inputs_dir), out_dir, Path(env.datasets_dir), Path(env.artifacts_root))
     monitor = AttemptMonitor(store, job_id, attempt).start()
-    handler = _MonitorHandler(monitor)
+    handler = _MonitorHandler(monitor, roots)
     root = logging.getLogger()
     root.addHandler(handler)
     old_level = root.level
     root.setLevel(min(old_level, logging.INFO))
     logging.captureWarnings(True)
-    monitor.log(f"attempt {attempt} started on {worker['host']} (pid {worker['pid']})")
+    monitor.log(f"attempt {attempt} started")
     try:
+        out_dir.mkdir(parents=True, exist_ok=True)
         if monitor.should_stop():
-            raise jobs.JobStopped("cancelled before start")
+            raise JobStopped("cancelled before start")
         primary = jobs.execute(
             kind,
             request,
-            Path(inputs_dir),
-            Path(datasets_dir),
+            Path(env.inputs_dir),
+            Path(env.datasets_dir),
             out_dir,
             progress=monitor.progress,
             should_stop=monitor.should_stop,
         )
         if monitor.should_stop():
             # The job finished but was cancelled meanwhile: the user asked for no result.
-            raise jobs.JobStopped("cancelled while the result was being written")
+            raise JobStopped("cancelled while the result was being written")
+        require_space(out_dir, env.min_free_bytes)
         artifacts.publish(job_id, attempt, primary=primary)
         monitor.log("result published")
         return {"outcome": "published"}
-    except jobs.JobStopped as exc:
+    except JobStopped as exc:
         monitor.log(f"stopped: {exc}")
         artifacts.publish(job_id, attempt, primary=None, partial=True, reason=str(exc))
         return {"outcome": "stopped", "message": monitor.cancel_reason or str(exc)}
-    except InputError as exc:
-        return _failure(monitor, VALIDATION, exc)
+    except StorageFull as exc:
+        return _failure(monitor, ErrorType.STORAGE_FULL, exc, roots)
+    except (InputError, RequestInvalid) as exc:
+        return _failure(monitor, ErrorType.VALIDATION, exc, roots)
     except ModelError as exc:
-        return _failure(monitor, MODEL_ERROR, exc)
+        return _failure(monitor, ErrorType.MODEL_ERROR, exc, roots)
     except MemoryError as exc:
-        return _failure(monitor, OUT_OF_MEMORY, exc)
+        return _failure(monitor, ErrorType.OUT_OF_MEMORY, exc, roots)
     except Exception as exc:  # an unexpected error in the model code: a model error, no retry
-        monitor.log(traceback.format_exc())
-        return _failure(monitor, MODEL_ERROR, exc, f"{type(exc).__name__}: {exc}")
+        if is_disk_full(exc):
+            message = "the disk of the results filled up while they were written"
+            return _failure(monitor, ErrorType.STORAGE_FULL, exc, roots, message)
+        log.exception("job %s attempt %d failed", job_id, attempt)  # the server's log only
+        message = f"{type(exc).__name__}: {exc}"
+        return _failure(monitor, ErrorType.MODEL_ERROR, exc, roots, message)
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
@@ -198,10 +229,10 @@ def run_attempt(
         monitor.close()
 
 
-def _failure(monitor: AttemptMonitor, error_type: str, exc: Exception, message: str | None = None):
-    message = message or str(exc).splitlines()[0]
+def _failure(monitor, error_type: str, exc, roots, message: str | None = None) -> dict:
+    message = scrub(message or exc, *roots)
     monitor.log(f"failed ({error_type}): {message}")
-    return {"outcome": "failed", "error_type": error_type, "message": message}
+    return {"outcome": "failed", "error_type": str(error_type), "message": message}
 
 
 def _node_id() -> str | None:

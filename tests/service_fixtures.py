@@ -1,8 +1,12 @@
-"""Fixtures of the service tests: one real Ray per session, real servers, simulated spectra.
+"""Fixtures of the service tests: one real Ray and one PostgreSQL per session, real servers.
 
-Imported by ``tests/test_service_*.py``. Ray is started once per pytest process (a module
-singleton, so several test modules share it) with token auth, like the server's embedded
-cluster; server subprocesses and a second Ray node join it with the same token file.
+Imported by ``tests/test_service_*.py`` and ``tests/test_campaigns*.py``. Ray is started once
+per pytest process (a module singleton, so several test modules share it) with token auth,
+like the server's embedded cluster; server subprocesses and a second Ray node join it with
+the same token file. PostgreSQL is a throwaway server of this session
+(:mod:`postgres_server`); each server under test gets a fresh database in it. Outside CI a
+machine without the PostgreSQL binaries skips the PostgreSQL tests; in CI (``CI`` set) that
+is a failure, so they always run there.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ CIRCUIT = "R0-p(R1,CPE1)"
 TRUTH = {"R0": 20.0, "R1": 150.0, "CPE1_0": 2e-6, "CPE1_1": 0.9}
 
 _ray_address: str | None = None
+_postgres = None
+DATABASES = ("sqlite", "postgresql")
+#: Settings of every test server: fast loops, and limits that the tests' data fit.
+FAST = {"lease_s": 5.0, "cancel_grace_s": 3.0, "poll_s": 0.1, "retry_backoff_s": 0.5,
+        "min_free_bytes": 16 * 2**20, "min_cron_interval_s": 1.0}  # fmt: skip
 
 
 def start_ray() -> str:
@@ -52,6 +61,29 @@ def start_ray() -> str:
         )
         _ray_address = ray.get_runtime_context().gcs_address
     return _ray_address
+
+
+def postgres():
+    """The session's PostgreSQL server (started on first use), or skip/fail without one."""
+    global _postgres
+    if _postgres is None:
+        import atexit
+
+        import postgres_server
+
+        reason = postgres_server.available()
+        if reason is not None:
+            if os.environ.get("CI"):
+                pytest.fail(f"PostgreSQL tests cannot run in CI: {reason}")
+            pytest.skip(reason)
+        _postgres = postgres_server.PostgresServer()
+        atexit.register(_postgres.stop)
+    return _postgres
+
+
+def database_url(kind: str, data_dir: Path) -> str | None:
+    """``None`` (SQLite in the data dir) or the URL of a fresh PostgreSQL database."""
+    return None if kind == "sqlite" else postgres().create_database()
 
 
 def write_spectrum_csv(path: Path, seed: int = 0) -> Path:
@@ -85,28 +117,40 @@ def wait_for(predicate, timeout_s: float, what: str, poll_s: float = 0.1):
 class LiveServer:
     """The API + dispatcher in this process (uvicorn in a thread), on the session's Ray."""
 
-    def __init__(self, data_dir: Path, **settings):
+    def __init__(self, data_dir: Path, database: str = "sqlite", **settings):
         import uvicorn
 
         from service.api import create_app, open_manager
         from service.auth import create_token
+        from service.campaigns.manager import CampaignManager
         from service.config import Settings
         from service.dispatcher import Dispatcher
+        from service.server import uvicorn_config
 
-        self.settings = Settings(data_dir=data_dir, **settings)
+        self.database = database
+        db_url = settings.pop("db_url", None) or database_url(database, data_dir)
+        self.settings = Settings(data_dir=data_dir, db_url=db_url, **{**FAST, **settings})
         self.manager = open_manager(self.settings)
+        store = self.manager.store
         self.tokens = {
-            "alice": create_token(self.manager.store, "alice", "submit")[1],
-            "bob": create_token(self.manager.store, "bob", "submit")[1],
-            "reader": create_token(self.manager.store, "reader", "read")[1],
-            "limited": create_token(self.manager.store, "limited", "submit", 1)[1],
+            "alice": create_token(store, "alice", "submit")[1],
+            "bob": create_token(store, "bob", "submit")[1],
+            "reader": create_token(store, "reader", "read")[1],
+            "limited": create_token(store, "limited", "submit", 1, 1)[1],
+            "admin": create_token(store, "admin", "admin")[1],
         }
-        self.dispatcher = Dispatcher(self.settings, self.manager.store, self.manager.artifacts)
+        self.dispatcher = Dispatcher(self.settings, store, self.manager.artifacts)
         self.dispatcher.start()
+        self.campaigns = CampaignManager(self.manager)
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
-        app = create_app(self.settings, manager=self.manager)
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        app = create_app(
+            self.settings,
+            manager=self.manager,
+            campaigns=self.campaigns,
+            ray_runtime=self.dispatcher.runtime,
+        )
+        config = uvicorn_config(app, self.settings, "127.0.0.1", port, "warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
@@ -121,13 +165,15 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.dispatcher.stop()
+        self.dispatcher.runtime.stop()
 
 
 class ServerProcess:
-    """``python -m service.server`` as a child process joined to the session's Ray."""
+    """``python -m service.server`` as a child process joined to the session's Ray (or with
+    its own embedded Ray when ``ray_address`` is None)."""
 
-    def __init__(self, data_dir: Path, ray_address: str, *extra: str):
-        self.data_dir, self.ray_address, self.extra = data_dir, ray_address, extra
+    def __init__(self, data_dir: Path, ray_address: str | None, *extra: str, db: str | None = None):
+        self.data_dir, self.ray_address, self.extra, self.db = data_dir, ray_address, extra, db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -139,9 +185,13 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             sys.executable, "-m", "service.server", "--data-dir", str(self.data_dir),
-            "--port", str(self.port), "--ray-address", self.ray_address,
-            "--log-level", "warning", *self.extra,
+            "--port", str(self.port), "--log-level", "warning", "--min-free-mb", "16",
+            "--retry-backoff-seconds", "0.5", *self.extra,
         ]  # fmt: skip
+        if self.ray_address is not None:
+            cmd += ["--ray-address", self.ray_address]
+        if self.db is not None:
+            cmd += ["--db", self.db]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
 
@@ -179,10 +229,9 @@ def spectrum_file(tmp_path_factory) -> Path:
     return write_spectrum_csv(tmp_path_factory.mktemp("spectra") / "cell01.csv")
 
 
-@pytest.fixture(scope="session")
-def live_server(ray_address, tmp_path_factory):
-    server = LiveServer(
-        tmp_path_factory.mktemp("service"), lease_s=5.0, cancel_grace_s=3.0, poll_s=0.1
-    )
+@pytest.fixture(scope="session", params=DATABASES)
+def live_server(request, ray_address, tmp_path_factory):
+    """An in-process server per database (SQLite, PostgreSQL), shared by the session."""
+    server = LiveServer(tmp_path_factory.mktemp(f"service-{request.param}"), request.param)
     yield server
     server.stop()

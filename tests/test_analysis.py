@@ -107,6 +107,59 @@ def test_campaign_learns_from_a_real_study_result(small_result):
     assert c.best()["params"]["process"] == "dry"
 
 
+@pytest.mark.slow
+def test_one_study_gives_the_same_observations_on_every_path(small_study, small_result, written):
+    """tell_study, the closed loop and the scheduled campaign turn one result into identical
+    observations: mean and sd of the recipe-level log10 σ draws (optimizer.observations)."""
+    from optimizer import Campaign
+    from optimizer.closed_loop import round_observations
+    from service.scheduler import observations_from
+
+    space = {
+        "binder_wt_pct": {"type": "real", "low": 0, "high": 3},
+        "process": {"type": "categorical", "choices": ["dry", "wet"]},
+    }
+    metrics = {"sigma_ion": "maximize", "sigma_el": "maximize"}
+    params = {name: {k: SMALL_RECIPES[name][k] for k in space} for name in SMALL_RECIPES}
+
+    def proposed() -> Campaign:
+        # The study's recipes as the campaign's pending proposals (the closed loop names a
+        # round's recipes by their proposal ids), after one failed experiment.
+        c = Campaign(space, metrics, seed=0)
+        c.tell([{"params": {"binder_wt_pct": 2.0, "process": "dry"}, "failed": True}])
+        for name, p in params.items():
+            c.pending[name] = {"params": c.space.validate(p), "round": 1, "asked_at": None}
+        return c
+
+    told = {}
+    c = proposed()
+    c.tell_study(small_result, params)
+    told["tell_study"] = c.history[1:]
+    c = proposed()
+    c.tell(round_observations(c, small_result, list(params), 30.0, {}))
+    told["closed loop"] = c.history[1:]
+    c = proposed()
+    batches = [{"batch": small_study.name, "recipes": {name: name for name in params}}]
+    obs, status, notes = observations_from(
+        written / "result.nc", batches, small_study.parent, list(metrics), "job-1"
+    )
+    assert not notes and set(status.values()) == {"told"}
+    c.tell(obs)
+    told["scheduler"] = c.history[1:]
+
+    expected = {}
+    for name in params:
+        for m, kind in (("sigma_ion", "ionic"), ("sigma_el", "electronic")):
+            draws = small_result.log10_sigma_draws(kind, 30.0).sel(recipe=name)
+            expected[(name, m, "mean")] = float(draws.mean())
+            expected[(name, m, "sd")] = float(draws.std())
+    for path, history in told.items():
+        assert not any(h["failed"] for h in history), path
+        got = {(h["id"], m, "mean"): h["values"][m] for h in history for m in metrics}
+        got |= {(h["id"], m, "sd"): h["sd"][m] for h in history for m in metrics}
+        assert got == pytest.approx(expected, rel=1e-9), path
+
+
 def test_compare_is_antisymmetric_and_checks_names(small_result):
     ab = small_result.compare("dry", "wet", "electronic", 30.0)
     ba = small_result.compare("wet", "dry", "electronic", 30.0)
@@ -248,3 +301,104 @@ def test_bundled_study_recovers_its_truth(tmp_path):
     head = html[: html.index("<h2>")]
     assert "simulated by sigmalab" in head
     assert "truth (simulation)" in html
+
+
+def _ohm(text: str) -> float:
+    """``863 mΩ`` → 0.863 (the report's SI-prefixed cells)."""
+    number, unit = text.split()
+    scale = {"p": 1e-12, "n": 1e-9, "µ": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9}
+    return float(number) * (scale[unit[0]] if len(unit) > 1 else 1.0)
+
+
+@pytest.mark.slow
+def test_report_shows_every_spectrum_fit(small_result, written):
+    text = (written / "report.html").read_text()
+    for anchor in ('id="impedance-fits"', 'id="per-spectrum"', 'id="dc-fits"', "<h3>Per cell</h3>"):
+        assert anchor in text
+    for recipe in SMALL_RECIPES:  # Nyquist, Bode/residuals and I–V figures per recipe
+        for caption in ("Nyquist plots of one cell", "Bode plots and residuals",
+                        "steady-state current per bias"):  # fmt: skip
+            assert f"{recipe}: {caption}" in text, (recipe, caption)
+    table = text[text.index('id="per-spectrum"') :]
+    table = table[: table.index("</table>")]
+    # the virtual lab's manifest circuit L0-R0-p(R1,CPE1)-TLMs2, its resistances named
+    assert "composite (TLMs2_0) → σ" in table and "interfaces (R1)" in table
+    rows = re.findall(r'<tr[^>]*><td class="l">([^<]+)</td>(.*?)</tr>', table)
+    ionic = small_result.records[small_result.records["kind"] == "ionic"]
+    assert [rid for rid, _ in rows] == list(ionic["id"])
+    for rid, cells in rows:
+        medians = [_ohm(m) for m in re.findall(r"<td>([^<]+Ω)<br>", cells)]
+        post = small_result.fits[rid]
+        expected = [float(np.median(post[n].values)) for n in ("R0", "R1", "TLMs2_0")]
+        np.testing.assert_allclose(medians, expected, rtol=0.006)  # 3 significant digits
+        assert 'class="pill ok">ok<' in cells or "pill warn" in cells
+
+
+def test_nyquist_axes_have_equal_scales_and_ticks_that_do_not_overprint():
+    import matplotlib.pyplot as plt
+
+    from inference.circuits import simulate_spectrum
+    from inference.plots import nyquist
+
+    truth = {"R0": 2e4, "R1": 3e5, "CPE1_0": 1e-10, "CPE1_1": 0.9,
+             "R2": 9e5, "CPE2_0": 1e-7, "CPE2_1": 0.8}  # fmt: skip
+    spec = simulate_spectrum("R0-p(R1,CPE1)-p(R2,CPE2)", truth, np.geomspace(1e6, 0.1, 50))
+    z = spec["z_real"].values + 1j * spec["z_imag"].values
+    fig, ax = plt.subplots(figsize=(4.2, 3))
+    nyquist(ax, z)
+    fig.canvas.draw()
+    assert ax.get_aspect() == 1.0  # semicircles stay round
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    assert x0 <= 0 <= z.real.max() <= x1 and y0 <= 0 <= (-z.imag).max() <= y1
+    for axis in (ax.xaxis, ax.yaxis):
+        labels = [t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
+        assert 2 <= len(labels) <= 7 and all(t.get_text().endswith("Ω") for t in labels)
+        boxes = sorted((t.get_window_extent() for t in labels), key=lambda b: b.x0 + b.y0)
+        for a, b in zip(boxes, boxes[1:], strict=False):
+            assert not a.overlaps(b), (a, b)
+    texts = {t.get_text() for t in ax.xaxis.get_ticklabels()}
+    assert any("kΩ" in t for t in texts) and any("MΩ" in t for t in texts)  # no "1e6"
+    plt.close(fig)
+
+
+@pytest.mark.slow
+def test_cli_analyze_prints_the_summary_as_json(small_study, small_result, tmp_path, monkeypatch,
+                                                capsys):  # fmt: skip
+    from service.cli import main
+
+    # the analysis and its report are tested above; here the command's JSON is
+    monkeypatch.setattr("inference.analysis.analyze_study", lambda *a, **k: small_result)
+    monkeypatch.setattr("inference.report.render_report", lambda result: "<html></html>")
+    with pytest.raises(SystemExit) as stop:
+        main(["analyze", str(small_study), "--out", str(tmp_path), "--json"])
+    assert stop.value.code == 0
+    doc = json.loads(capsys.readouterr().out)
+    validate_summary(doc)
+    assert doc["study"] == "small"
+    assert {Path(p).name for p in doc["outputs"].values()} == {
+        "result.nc", "summary.json", "report.html"
+    }  # fmt: skip
+    assert (
+        json.loads((tmp_path / "summary.json").read_text())["conductivity"] == doc["conductivity"]
+    )
+
+
+def test_sigma_far_outside_the_measured_temperatures_is_flagged(small_result, tmp_path):
+    import dataclasses
+
+    from inference.report import _warnings_banner  # render_report's banner (plots cost ~15 s)
+
+    assert small_result.temperature_warnings() == []  # 30 and 60 °C lie in 30–70 °C
+    far = dataclasses.replace(
+        small_result, settings={**small_result.settings, "temperatures_C": [30.0, 85.0, 500.0]}
+    )
+    warnings = far.temperature_warnings()
+    assert len(warnings) == 2 * len(far.kinds)  # 85 °C is 15 K above 70 °C, 500 °C far above
+    assert any(
+        "σ at 500 °C is extrapolated 430 K above the measured 30–70 °C" in w for w in warnings
+    )
+    summary = far.summary_dict()
+    assert summary["warnings"] == warnings and summary["settings"]["kind"] == "composite_cathode"
+    assert "extrapolated 430 K above" in _warnings_banner(far)
+    assert _warnings_banner(small_result) == ""

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from optimizer.campaign import Campaign, plot_progress
+from optimizer.campaign import Campaign
 from optimizer.errors import CampaignError, CampaignFileError, ObservationError, SpaceError
+from optimizer.plots import plot_progress
 
 REPO = Path(__file__).resolve().parents[1]
 SPEC = {
@@ -338,3 +339,39 @@ def test_tell_study_closes_matching_pending_proposal():
     assert len(c.history) == 2 and c.to_dataframe()["sd_sigma_ion"].tolist() == pytest.approx(
         [0.05, 0.2]
     )
+
+
+def test_observations_from_study_says_what_is_missing_and_reads_saved_results():
+    from optimizer import observations_from_study
+
+    recipes = {"dry-1": {"id": "r001-0"}, "moist-1": {"params": FIRST}}
+    with pytest.raises(ObservationError, match="moist-1: analysis gave no ionic conductivity"):
+        observations_from_study(FakeStudy(), ["sigma_ion"], recipes, temperature_C=30)
+    failed = observations_from_study(FakeStudy(), ["sigma_ion"], recipes, temperature_C=30,
+                                     missing="fail")  # fmt: skip
+    assert failed[0]["values"] == {"sigma_ion": pytest.approx(-4.1)}
+    assert failed[1]["failed"] and "no ionic conductivity at 30 °C" in failed[1]["reason"]
+    skipped = observations_from_study(FakeStudy(), ["sigma_ion"], recipes, temperature_C=30,
+                                      missing="skip")  # fmt: skip
+    assert [o["id"] for o in skipped] == ["r001-0"]
+    with pytest.raises(ObservationError, match="no conductivity kind"):
+        observations_from_study(FakeStudy(), ["capacity"], recipes)
+    # the DataTree of a saved result.nc: log10 σ(T) = log10 σ_ref − slope(Ea)·(1/T − 1/T_ref)
+    rng = np.random.default_rng(0)
+    post = xr.Dataset(
+        {
+            "log10_sigma_ref": (
+                ("chain", "draw", "recipe"),
+                -4 + 0.1 * rng.standard_normal((2, 50, 1)),
+            ),
+            "Ea": (("chain", "draw", "recipe"), 0.4 + 0.01 * rng.standard_normal((2, 50, 1))),
+        },
+        coords={"recipe": ["dry-1"]},
+    )
+    tree = xr.DataTree.from_dict({"/arrhenius/ionic/posterior": post})
+    tree["arrhenius/ionic"].attrs["reference_temperature_K"] = 303.15
+    (obs,) = observations_from_study(tree, ["sigma_ion"], {"dry-1": {"id": "r001-0"}})
+    draws = post["log10_sigma_ref"]  # at T_ref the slope term vanishes
+    assert obs["values"]["sigma_ion"] == pytest.approx(float(draws.mean()), rel=1e-12)
+    assert obs["sd"]["sigma_ion"] == pytest.approx(float(draws.std()), rel=1e-12)
+    assert obs["source"] == {"recipe": "dry-1", "temperature_C": 30.0}

@@ -1,10 +1,11 @@
 """Campaigns survive ``kill -9`` of the server during and between rounds.
 
 The server runs as a real child process (``python -m service.server``) joined to the
-session's Ray. Checked from the runs table: every fire is recorded once, no round is run
-twice or skipped, the interrupted round finishes with its original analysis job, fires that
-came due while the server was down follow the catch-up policy (``once``), and pending
-proposals survive.
+session's Ray, its store in the session's PostgreSQL (the faster campaign tests in
+test_campaigns.py run on both databases; this long one runs on the production database).
+Checked from the runs table: every fire is recorded once, no round is run twice or skipped,
+the interrupted round finishes with its original analysis job, fires that came due while
+the server was down follow the catch-up policy (``once``), and pending proposals survive.
 """
 
 # ruff: noqa: F811  (pytest fixtures imported from service_fixtures shadow their names)
@@ -12,23 +13,28 @@ from __future__ import annotations
 
 import time
 
-from service_fixtures import ServerProcess, ray_address, wait_for  # noqa: F401  (fixtures)
+from service_fixtures import (  # noqa: F401  (fixtures)
+    ServerProcess,
+    database_url,
+    ray_address,
+    wait_for,
+)
 from test_campaigns import LAB, OBJECTIVES, SPACE
 from typer.testing import CliRunner
 
-from service.campaigns import CampaignStore
+from service.campaigns.store import CampaignStore
 from service.client import Client
 from service.commands import token as token_cli
 from service.store import JobStore
 
-FAST = ("--lease-seconds", "4", "--cancel-grace-seconds", "2", "--scheduler-tick-seconds", "0.2")
+FAST = ("--lease-seconds", "4", "--cancel-grace-seconds", "2", "--scheduler-tick-seconds", "0.2",
+        "--min-cron-interval-seconds", "1")  # fmt: skip
 GRACE_S = 1.0
 
 
-def _token(data_dir) -> str:
-    result = CliRunner().invoke(
-        token_cli.app, ["create", "--name", "lab", "--scope", "submit", "--data-dir", str(data_dir)]
-    )
+def _token(data_dir, db) -> str:
+    args = ["create", "--name", "lab", "--scope", "submit", "--data-dir", str(data_dir)]
+    result = CliRunner().invoke(token_cli.app, [*args, "--db", db])
     assert result.exit_code == 0, result.output
     return result.output.split()[-1]
 
@@ -39,8 +45,9 @@ def _active(runs) -> list:
 
 def test_kill9_during_and_between_rounds(ray_address, tmp_path):
     data_dir = tmp_path / "service"
-    server = ServerProcess(data_dir, ray_address, *FAST).start()
-    token = _token(data_dir)
+    db = database_url("postgresql", data_dir)
+    server = ServerProcess(data_dir, ray_address, *FAST, db=db).start()
+    token = _token(data_dir, db)
     try:
         client = Client(server.url, token)
         campaign = client.create_campaign(
@@ -62,11 +69,11 @@ def test_kill9_during_and_between_rounds(ray_address, tmp_path):
                 runs[0] if runs and client.job(runs[0].analyze_job).status() == "RUNNING" else None
             )
 
-        victim = wait_for(analysing, 180, "a round to be analysing")
+        victim = wait_for(analysing, 600, "a round to be analysing")
         server.kill9()
         killed_at = time.time()
         time.sleep(6)
-        server = ServerProcess(data_dir, ray_address, *FAST).start()
+        server = ServerProcess(data_dir, ray_address, *FAST, db=db).start()
         restarted_at = time.time()
         client = Client(server.url, token)
         campaign.client = client
@@ -75,7 +82,7 @@ def test_kill9_during_and_between_rounds(ray_address, tmp_path):
             run = {r.id: r for r in campaign.runs()}[victim.id]
             return run if run.status not in ("queued", "running") else None
 
-        run = wait_for(victim_done, 240, "the interrupted round to finish")
+        run = wait_for(victim_done, 600, "the interrupted round to finish")
         assert run.status == "succeeded" and run.analyze_job == victim.analyze_job
         assert client.job(run.analyze_job).info.attempt == 2  # its first attempt died
         down = [
@@ -92,20 +99,20 @@ def test_kill9_during_and_between_rounds(ray_address, tmp_path):
                 return None
             return campaign.proposals("pending") or None
 
-        pending = wait_for(between, 180, "a moment between rounds", poll_s=0.05)
+        pending = wait_for(between, 600, "a moment between rounds", poll_s=0.05)
         rounds_before = len(campaign.refresh().history)
         server.kill9()
     finally:
         server.stop()
-    cstore = CampaignStore(JobStore(f"sqlite:///{data_dir / 'sigmalab.db'}"), data_dir)
+    cstore = CampaignStore(JobStore(db), data_dir)
     stored = {p["id"]: p for p in cstore.proposals(campaign.id)}
     assert {p.id for p in pending} <= set(stored)
     time.sleep(3)
-    server = ServerProcess(data_dir, ray_address, *FAST).start()
+    server = ServerProcess(data_dir, ray_address, *FAST, db=db).start()
     try:
         client = Client(server.url, token)
         campaign.client = client
-        campaign.wait_rounds(rounds_before + 2, timeout=240)
+        campaign.wait_rounds(rounds_before + 2, timeout=600)
         campaign.pause()
         runs = campaign.runs()
         told = {p.id: p.status for p in campaign.proposals()}
@@ -119,7 +126,7 @@ def test_kill9_during_and_between_rounds(ray_address, tmp_path):
     rounds = [r.round for r in runs if r.status == "succeeded"]
     assert rounds == list(range(1, len(rounds) + 1))
     # One analysis job per analysed round, none submitted twice.
-    jobs = JobStore(f"sqlite:///{data_dir / 'sigmalab.db'}").list_jobs(kind="analyze_study")
+    jobs = JobStore(db).list_jobs(kind="analyze_study")
     assert sorted(j["id"] for j in jobs) == sorted(r.analyze_job for r in runs if r.analyze_job)
     # Every experiment was told once.
     state = cstore.get(campaign.id)["state"]

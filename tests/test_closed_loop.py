@@ -156,4 +156,5 @@ def test_cli_errors_are_one_line_and_resume_prints_the_best(loop, tmp_path):
     assert done.exit_code == 0, done.output
     best = loop["resumed"].best()
     assert f"best recipe {best['id']}" in done.output
-    assert f"true {best['true']['sigma_ion']:.3f}" in done.output
+    assert f"true sigma_ion {best['true']['sigma_ion']:.3g}" in done.output
+    assert "{" not in done.output  # a table of the recipe, not a raw dict

@@ -15,7 +15,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from inference.errors import FileFormatError
+from inference.errors import FileFormatError, InputError
 from inference.inspect import describe_file
 from inference.readers import (
     MAX_FILE_BYTES,
@@ -615,7 +615,338 @@ def test_inspect_cli_lists_every_file_and_fails_if_one_is_bad(tmp_path):
     result = runner.invoke(app, [str(MPT), str(CHRONOA), str(bad)], env={"COLUMNS": "250"})
     assert result.exit_code == 1, result.output
     assert "biologic-mpt" in result.output and "43" in result.output
-    assert "2 steps: 0, 0.5 V" in result.output
+    assert "2 steps" in result.output and "0…0.5 V" in result.output
     assert "binary file, not a text export" in result.output
     ok = runner.invoke(app, [str(MPT), str(GAMRY)], env={"COLUMNS": "250"})
     assert ok.exit_code == 0, ok.output
+
+
+# --- more instruments and export styles (tests/data/instrument-files-external, shared data) ---
+
+EXTERNAL = Path(__file__).parent / "data" / "instrument-files-external"
+REPO = Path(__file__).resolve().parent.parent
+SHARED = next(
+    (p / "data" for p in (REPO.parent / "shared", REPO.parent.parent / "shared") if p.is_dir()),
+    None,
+)
+NOVOCONTROL_SERIES = (
+    sorted((SHARED / "real-spectra" / "eisfitpython-s04147").glob("s04147-*deg.txt"))
+    if SHARED
+    else []
+)
+
+
+def last_line(path) -> int:
+    lines = text_lines(path)
+    return max(i + 1 for i, line in enumerate(lines) if line.strip())
+
+
+# file, format, first and last data line, separator, (f, Re, Im) field indices, sign of the
+# stored Im(Z), instrument attr: every expected value is read from the file's own text here.
+EXPORTS = {
+    "Autolab Z60W": ("exampleDataAutolab.txt", "zplot", 12, None, ",", (0, 4, 5), 1, "Z60W 1.1"),
+    "Parstat": ("exampleDataParstat.txt", "csv", 783, None, "\t", (3, 4, 5), 1, "unknown"),
+    "Solartron PowerSuite": (  # lines end in \r\r\n: every other line is blank
+        "exampleDataPowersuite.txt",
+        "csv",
+        3,
+        None,
+        "\t",
+        (0, 1, 2),
+        1,
+        "unknown",
+    ),
+    "VersaStudio .par": (
+        "exampleDataVersaStudio.par",
+        "versastudio-par",
+        118,  # after "Definition=…" (line 117), up to "</Segment1>"
+        178,
+        ",",
+        (9, 14, 15),
+        1,
+        "Princeton Applied Research VersaSTAT4",
+    ),
+    "RelaxIS export": (
+        "PEIS_LPSCl_IonBlocking_-25C_RelaxIS.txt",
+        "csv",
+        5,
+        None,
+        "\t",
+        (0, 1, 2),
+        1,
+        "unknown",
+    ),
+    "EC-Lab LPSCl pellet": (
+        "PEIS_LPSCl_IonBlocking_-25C.txt",
+        "biologic-mpt",
+        66,
+        None,
+        "\t",
+        (0, 1, 2),
+        -1,
+        "BioLogic SP-300",
+    ),
+    "Gamry GALVEIS": ("EISGALV_EISTest3.DTA", "gamry-dta", 11, None, "\t", (3, 4, 5), 1, "Gamry"),
+    "Novocontrol with geometry": (
+        "novocontrol_Example2a.txt",
+        "novocontrol",
+        5,
+        None,
+        "\t",
+        (0, 1, 2),
+        1,
+        "Novocontrol",
+    ),
+    "Novocontrol CSV": (
+        "novocontrol_CSV_Example.csv",
+        "novocontrol",
+        2,
+        None,
+        ",",
+        (0, 1, 2),
+        1,
+        "Novocontrol",
+    ),
+    "ZPlot 3.2c": (
+        "Circuit1_EIS_1.z",
+        "zplot",
+        124,
+        None,
+        "\t",
+        (0, 4, 5),
+        1,
+        "Scribner ZPlot 3.2c",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPORTS))
+def test_more_instruments_first_and_last_values_from_the_files_text(name):
+    file, fmt, first, last, sep, (fi, ri, ii), sign, instrument = EXPORTS[name]
+    path = EXTERNAL / file
+    last = last or last_line(path)
+    assert detect_format(path) == fmt
+    ds = read_spectrum(path)
+    a, b = fields(path, first, sep), fields(path, last, sep)
+    assert first_last(ds) == ((a[fi], a[ri], sign * a[ii]), (b[fi], b[ri], sign * b[ii]))
+    assert ds.attrs["format"] == fmt and ds.attrs["instrument"] == instrument
+    if name != "Parstat":
+        lines = text_lines(path)[first - 1 : last]
+        assert ds.sizes["frequency"] == sum(1 for line in lines if line.strip())
+    assert describe_file(path)["verdict"] == "ok"
+
+
+def test_parstat_dc_rows_before_the_sweep_are_left_out():
+    path = EXTERNAL / "exampleDataParstat.txt"
+    ds = read_spectrum(path)
+    zero = [i for i in range(2, last_line(path) + 1) if fields(path, i)[3] == 0.0]
+    assert ds.attrs["rows_without_frequency"] == len(zero) == 781
+    assert ds.sizes["frequency"] == last_line(path) - 1 - len(zero)
+
+
+def test_novocontrol_geometry_line_and_title():
+    ds = read_spectrum(EXTERNAL / "novocontrol_Example2a.txt")
+    # "Diameter[mm]: 1.300e+01  Thickness[mm]: 7.500e-01 ... Electrode Thickness[mm]: 4.00e+00"
+    assert ds.attrs["sample_diameter_mm"] == 13.0 and ds.attrs["sample_thickness_mm"] == 0.75
+    assert ds.attrs["title"].startswith("s05751_25deg")
+
+
+@pytest.mark.skipif(not NOVOCONTROL_SERIES, reason="shared/data not beside the repository")
+@pytest.mark.parametrize("path", NOVOCONTROL_SERIES, ids=lambda p: p.stem)
+def test_novocontrol_temperature_series_reads_with_default_options(path):
+    ds = read_spectrum(path)
+    a, b = fields(path, 4), fields(path, last_line(path))
+    assert first_last(ds) == (tuple(a[:3]), tuple(b[:3]))  # Freq.[Hz], Zs'[ohm], signed Zs''
+    assert ds.sizes["frequency"] == last_line(path) - 3
+    assert ds.attrs["format"] == "novocontrol" and ds.attrs["title"] == path.stem
+
+
+def test_polar_columns_of_real_files_give_the_same_impedance():
+    # RelaxIS: |Z| (column 3) and Theta (column 4, degrees) beside Z', Z''.
+    relaxis = EXTERNAL / "PEIS_LPSCl_IonBlocking_-25C_RelaxIS.txt"
+    rect = read_spectrum(relaxis)
+    polar = read_spectrum(relaxis, columns="frequency=0,z_mod=3,phase=4")
+    np.testing.assert_allclose(polar.z_real, rect.z_real, rtol=1e-6)
+    np.testing.assert_allclose(polar.z_imag, rect.z_imag, rtol=1e-6)
+    # EC-Lab: |Z|/Ohm and Phase(Z)/deg beside Re(Z), -Im(Z).
+    mpt = EXTERNAL / "PEIS_LPSCl_IonBlocking_-25C.txt"
+    rect = read_spectrum(mpt)
+    polar = read_spectrum(mpt, columns={"frequency": 0, "z_mod": "|Z|/Ohm", "phase": 4})
+    np.testing.assert_allclose(polar.z_real, rect.z_real, rtol=1e-5)
+    np.testing.assert_allclose(polar.z_imag, rect.z_imag, rtol=1e-5)
+
+
+RC_F = np.geomspace(1e5, 1, 11)
+RC_Z = rc_impedance(RC_F)
+
+# Header rows as instruments write them; every file holds the same RC spectrum.
+HEADER_STYLES = {
+    "generic lower case": ("frequency,real,imaginary", ",", lambda z: (z.real, z.imag)),
+    "generic imag": ("Frequency,Real,Imag", ",", lambda z: (z.real, z.imag)),
+    "units in brackets": ("Frequency [Hz];Z_re [Ohm];Z_im [Ohm]", ";", lambda z: (z.real, z.imag)),
+    "units after a slash": ("freq / Hz\tReZ / Ohm\tImZ / Ohm", "\t", lambda z: (z.real, z.imag)),
+    "upper case": ("FREQUENCY (HZ),ZREAL (OHM),ZIMAG (OHM)", ",", lambda z: (z.real, z.imag)),
+    "Novocontrol blanks": (
+        "  Freq.[Hz]  \t Z' [Ohms] \t Z'' [Ohms]",
+        "\t",
+        lambda z: (z.real, z.imag),
+    ),
+    "Nova -Z'' and polar": (
+        "Index;Frequency (Hz);Z' (Ω);-Z'' (Ω);Z (Ω);-Phase (°);Time (s)",
+        ";",
+        lambda z: (z.real, -z.imag, abs(z), -np.degrees(np.angle(z))),
+    ),
+    "Zahner polar": (
+        "Number\tFrequency/Hz\tImpedance/Ohm\tPhase/deg\tSignificance\tTime/s",
+        "\t",
+        lambda z: (abs(z), np.degrees(np.angle(z)), 1.0),
+    ),
+    "Gamry-style Zmod/Zphz": ("Freq,Zmod,Zphz", ",", lambda z: (abs(z), np.degrees(np.angle(z)))),
+    "Mod(Z) and -Phase(Z)/deg": (
+        "freq/Hz,Mod(Z)/Ohm,-Phase(Z)/deg",
+        ",",
+        lambda z: (abs(z), -np.degrees(np.angle(z))),
+    ),
+    "phase in radians": (
+        "f (Hz),|Z| (kOhm),phase (rad)",
+        ",",
+        lambda z: (abs(z) / 1e3, np.angle(z)),
+    ),
+}
+
+
+def write_table(path, header, sep, values, encoding="utf-8"):
+    leading = header.split(sep)[0].strip().lower() in ("index", "number")
+    rows = []
+    for k, (f, z) in enumerate(zip(RC_F, RC_Z, strict=True)):
+        cells = [f, *np.atleast_1d(values(z))]
+        cells = ([k + 1] if leading else []) + cells
+        if len(cells) < len(header.split(sep)):
+            cells.append(float(k))  # Nova/Zahner time column
+        rows.append(sep.join(f"{v:.10g}" for v in cells))
+    path.write_bytes(("\n".join([header, *rows]) + "\n").encode(encoding))
+
+
+@pytest.mark.parametrize("style", list(HEADER_STYLES))
+def test_header_styles_are_recognised_and_polar_converted_exactly(tmp_path, style):
+    header, sep, values = HEADER_STYLES[style]
+    path = tmp_path / "spectrum.txt"
+    write_table(path, header, sep, values)
+    ds = read_spectrum(path)
+    np.testing.assert_allclose(ds.frequency, RC_F, rtol=1e-9)
+    np.testing.assert_allclose(ds.z_real, RC_Z.real, rtol=1e-8)
+    np.testing.assert_allclose(ds.z_imag, RC_Z.imag, rtol=1e-8)
+    assert (ds.z_imag < 0).all()  # capacitive, whatever the file's convention
+
+
+def test_header_with_doubled_tabs_is_matched_to_its_data(tmp_path):
+    # EISFitpython's Example_header.txt layout: comment lines, "Freq.[Hz]<TAB><TAB> Zs'[ohm] ..."
+    path = tmp_path / "doubled.txt"
+    rows = "".join(
+        f"{f:.6e}\t{z.real:.6e}\t{z.imag:.6e}\n" for f, z in zip(RC_F, RC_Z, strict=True)
+    )
+    path.write_text("# Start Frequency (Hz): 1\n\nFreq.[Hz]\t\t Zs'[ohm] \t\t Zs''[ohm]\n" + rows)
+    ds = read_spectrum(path)
+    np.testing.assert_allclose(ds.z_imag, RC_Z.imag, rtol=1e-6)
+    swapped = tmp_path / "swapped.txt"  # the header, not the position, says which is which
+    header = "Freq.[Hz]\t\t Zs''[ohm] \t\t Zs'[ohm]"
+    swapped.write_text(path.read_text().replace("Freq.[Hz]\t\t Zs'[ohm] \t\t Zs''[ohm]", header))
+    ds = read_spectrum(swapped)
+    np.testing.assert_allclose(ds.z_real, RC_Z.imag, rtol=1e-6)
+
+
+def test_palmsens_utf16_csv(tmp_path):
+    path = tmp_path / "palmsens.csv"
+    header = "freq / Hz,Z' / Ohm,-Z'' / Ohm,Z / Ohm,-Phase / °"
+    write_table(
+        path,
+        header,
+        ",",
+        lambda z: (z.real, -z.imag, abs(z), -np.degrees(np.angle(z))),
+        encoding="utf-16",
+    )
+    ds = read_spectrum(path)
+    assert ds.attrs["file_encoding"] == "utf-16"
+    np.testing.assert_allclose(ds.z_imag, RC_Z.imag, rtol=1e-8)
+
+
+def test_phase_outside_180_degrees_is_refused(tmp_path):
+    path = tmp_path / "polar.csv"
+    write_table(path, "freq/Hz,|Z|/Ohm,Phase/deg", ",", lambda z: (abs(z), 2 * np.pi))
+    lines = path.read_text().splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0] + ",-270"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FileFormatError) as info:
+        read_spectrum(path)
+    message = one_line_error(info, path)
+    assert "line 4" in message and "'Phase/deg'" in message and "±180°" in message
+
+
+def test_gamry_drift_corrected_zcurve_gives_both_spectra(tmp_path):
+    # The real Gamry file with drift-corrected columns added as Framework writes them
+    # (ZrealDrCor, ZimagDrCor after Zphz); no permissively licensed real one was found.
+    lines = text_lines(GAMRY)
+    start = next(i for i, line in enumerate(lines) if line.startswith("ZCURVE"))
+    out, raw, fixed = [], [], []
+    for i, line in enumerate(lines):
+        cells = line.split("\t")
+        if i == start + 1:
+            cells[9:9] = ["ZrealDrCor", "ZimagDrCor"]
+        elif i == start + 2:
+            cells[9:9] = ["ohm", "ohm"]
+        elif i > start + 2 and line.startswith("\t") and len(cells) > 9:
+            zr, zi = float(cells[4]), float(cells[5])
+            cells[9:9] = [f"{zr * 0.98:.6g}", f"{zi * 1.02:.6g}"]
+            raw.append((zr, zi))
+            fixed.append((float(f"{zr * 0.98:.6g}"), float(f"{zi * 1.02:.6g}")))
+        out.append("\t".join(cells))
+    path = tmp_path / "drift.DTA"
+    path.write_bytes("\r\n".join(out).encode("latin-1"))
+    both = read_spectra(path)
+    assert [ds.attrs["drift_corrected"] for ds in both] == [0, 1]
+    np.testing.assert_allclose(both[0].z_real, [r for r, _ in raw])
+    corrected = read_spectrum(path)
+    assert corrected.attrs["drift_corrected"] == True  # noqa: E712 (1 in NetCDF-safe attrs)
+    assert "drift-corrected" in describe_file(path)["verdict"]
+    np.testing.assert_allclose(corrected.z_real, [r for r, _ in fixed])
+    np.testing.assert_allclose(corrected.z_imag, [i for _, i in fixed])
+
+
+def test_reader_options_in_every_spelling(tmp_path):
+    path = tmp_path / "odd.txt"
+    write_table(path, "a b c", " ", lambda z: (z.real, -z.imag))
+    by_index = read_spectrum(path, columns="0,1,2", imag_sign=-1, delimiter="whitespace")
+    by_name = read_spectrum(path, columns=["A", "b", "c"], imag_sign="-1")  # any case
+    for ds in (by_index, by_name):
+        np.testing.assert_allclose(ds.z_imag, RC_Z.imag, rtol=1e-8)
+    with pytest.raises(InputError, match="unknown reader option.*'colums'"):
+        read_spectrum(path, colums="0,1,2")
+    with pytest.raises(InputError, match="imag_sign = 2; expected"):
+        read_spectrum(path, imag_sign=2)
+    with pytest.raises(InputError, match="2 columns given"):
+        read_spectrum(path, columns="0,1")
+    with pytest.raises(FileFormatError, match=r"column 'Zim' not found; columns are \['a'"):
+        read_spectrum(path, columns="a,b,Zim")
+
+
+def test_inspect_cli_every_real_file_and_reader_flags(tmp_path):
+    app = typer.Typer()
+    app.command()(inspect)
+    runner = CliRunner()
+    files = [
+        *sorted(
+            p for p in EXTERNAL.iterdir() if p.suffix not in (".md",) and "LICENSE" not in p.name
+        ),
+        *NOVOCONTROL_SERIES,
+        *(INSTRUMENT_FILES / n for n in ("exampleDataBioLogic.mpt", "exampleDataGamry.DTA")),
+        *(MORE_FILES / n for n in ("exampleDataCHInstruments.txt", "exampleDataZPlot.z")),
+    ]
+    result = runner.invoke(app, [str(p) for p in files], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, result.output
+    assert "novocontrol" in result.output and "versastudio-par" in result.output
+    flagged = runner.invoke(
+        app, ["--columns", "0,1,2", "--imag-sign", "-1", str(CSV)], env={"COLUMNS": "250"}
+    )
+    assert flagged.exit_code == 0 and "66" in flagged.output
+    bad = runner.invoke(app, ["--imag-sign", "3", str(CSV)])
+    assert bad.exit_code == 2 and "imag_sign = 3; expected +1 or -1" in bad.output

@@ -170,7 +170,7 @@ def test_twenty_concurrent_jobs_all_succeed_once(live_server, spectrum_file):
     with Client(live_server.url, token) as client:
         for job_id in ids:
             job = client.job(job_id)
-            info = job.wait(timeout=240, progress=False)
+            info = job.wait(timeout=240, progress=False).info
             assert info.status == "SUCCEEDED"
             tree = job.result()
             assert isinstance(tree, xr.DataTree)
@@ -252,7 +252,7 @@ def test_per_token_limit_answers_429_with_retry_after(live_server, spectrum_file
     with Client(live_server.url, token, retries=8) as patient:
         # Retrying after Retry-After gets in once the first job is done.
         job = patient.submit_fit(spectrum_file, CIRCUIT, method="lsq", draws=20)
-        assert job.wait(timeout=120, progress=False).status == "SUCCEEDED"
+        assert job.wait(timeout=120, progress=False).info.status == "SUCCEEDED"
 
 
 def test_propose_job_returns_proposals_inside_the_space(live_server):
@@ -273,6 +273,7 @@ def test_propose_job_returns_proposals_inside_the_space(live_server):
     assert len(result["campaign"]["pending"]) == 3
 
 
+@pytest.mark.parametrize("live_server", ["sqlite"], indirect=True)  # the database plays no part
 def test_analyze_study_job_by_dataset_name(live_server):
     from inference.summary import validate_summary
     from optimizer.virtual_lab import LabSettings, simulate_study
@@ -293,7 +294,7 @@ def test_analyze_study_job_by_dataset_name(live_server):
     )
     with live_server.client("alice") as client:
         job = client.submit_study(dataset="small", method="lsq", seed=0)
-        assert job.wait(timeout=600, progress=False).status == "SUCCEEDED"
+        assert job.wait(timeout=600, progress=False).info.status == "SUCCEEDED"
         tree = job.result()
         assert set(tree["arrhenius"].children) == {"ionic", "electronic"}
         summary = job.summary()
@@ -301,6 +302,12 @@ def test_analyze_study_job_by_dataset_name(live_server):
         assert {(c["recipe"], c["kind"]) for c in summary["conductivity"]} == {
             (r, k) for r in recipes for k in ("ionic", "electronic")
         }
+    # No result file (NetCDF, summary, report) names the server's folders.
+    data_dir = str(live_server.settings.data_dir).encode()
+    files = [p for p in (live_server.settings.artifacts_dir / job.id).rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"result.nc", "summary.json", "report.html"}
+    for path in files:
+        assert data_dir not in path.read_bytes(), path.name
 
 
 def test_health_needs_no_token(live_server):

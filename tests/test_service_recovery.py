@@ -33,10 +33,9 @@ from service.commands import token as token_cli
 FAST_RECOVERY = ("--lease-seconds", "4", "--cancel-grace-seconds", "2")
 
 
-def _new_token(data_dir: Path) -> str:
-    result = CliRunner().invoke(
-        token_cli.app, ["create", "--name", "lab", "--scope", "submit", "--data-dir", str(data_dir)]
-    )
+def _new_token(data_dir: Path, scope: str = "submit", db: str | None = None) -> str:
+    args = ["create", "--name", "lab", "--scope", scope, "--data-dir", str(data_dir)]
+    result = CliRunner().invoke(token_cli.app, args + (["--db", db] if db else []))
     assert result.exit_code == 0, result.output
     return result.output.split()[-1]
 
@@ -50,7 +49,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_token_create_prints_a_working_token_last(tmp_path, live_server):
-    token = _new_token(live_server.settings.data_dir)
+    token = _new_token(live_server.settings.data_dir, db=live_server.settings.db_url)
     with Client(live_server.url, token) as client:
         assert list(client.jobs()) == []  # authenticated: a 401 would raise AuthError
     listed = CliRunner().invoke(token_cli.app, ["list", "--data-dir", str(tmp_path)])
@@ -61,7 +60,7 @@ def test_server_killed_during_three_running_jobs_loses_none(ray_address, spectru
     data_dir = tmp_path / "service"
     server = ServerProcess(data_dir, ray_address, *FAST_RECOVERY).start()
     try:
-        token = _new_token(data_dir)
+        token = _new_token(data_dir, "admin")  # admins see where jobs run (their pids)
         with Client(server.url, token) as client:
             jobs = [
                 client.submit_fit(spectrum_file, CIRCUIT, draws=400, tune=300, seed=i)
@@ -87,7 +86,7 @@ def test_server_killed_during_three_running_jobs_loses_none(ray_address, spectru
         with Client(restarted.url, token) as client:
             for job in jobs:
                 job.client = client
-                info = job.wait(timeout=240, progress=False)
+                info = job.wait(timeout=240, progress=False).info
                 assert info.status == "SUCCEEDED"
                 assert info.attempt == 2  # the first attempt died with the server
                 assert "expired; recovering" in job.logs()
@@ -99,6 +98,7 @@ def test_server_killed_during_three_running_jobs_loses_none(ray_address, spectru
         restarted.stop()
 
 
+@pytest.mark.parametrize("live_server", ["sqlite"], indirect=True)  # the database plays no part
 def test_jobs_run_on_a_second_ray_node(ray_address, live_server, spectrum_file):
     """`ray start --address …` adds a node on this machine; jobs land on both nodes."""
     import ray
@@ -113,14 +113,14 @@ def test_jobs_run_on_a_second_ray_node(ray_address, live_server, spectrum_file):
         alive = lambda: [n for n in ray.nodes() if n["Alive"]]  # noqa: E731
         wait_for(lambda: len(alive()) == 2, 60, "the second Ray node to join")
         node_ids = {n["NodeID"] for n in alive()}
-        with live_server.client("alice") as client:
+        with live_server.client("admin") as client:
             jobs = [
                 client.submit_fit(spectrum_file, CIRCUIT, method="lsq", draws=2000, seed=i)
                 for i in range(8)
             ]
             used = set()
             for job in jobs:
-                info = job.wait(timeout=180, progress=False)
+                info = job.wait(timeout=180, progress=False).info
                 assert info.status == "SUCCEEDED"
                 used.add(info.worker.node_id)
         assert used == node_ids

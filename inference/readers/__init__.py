@@ -12,25 +12,37 @@ Formats, recognised from the file's content (the extension is not consulted):
 ===============  ====================================================  ==================
 biologic-mpt     BioLogic EC-Lab/BT-Lab text export ``.mpt``           ``biologic``
 biologic-mpr     BioLogic EC-Lab binary ``.mpr`` (needs sigmalab[mpr])  ``biologic_mpr``
-gamry-dta        Gamry Framework ``.DTA`` (ZCURVE, CURVE tables)       ``gamry``
-zplot            Scribner ZPlot/ZView ``.z`` (Solartron analysers)     ``zplot``
-csv              CSV, TSV, ``;``-separated tables, with or without     ``delimited``
-                 header, decimal point or comma
+gamry-dta        Gamry Framework ``.DTA`` (ZCURVE, CURVE tables;       ``gamry``
+                 drift-corrected ZCURVE: raw and corrected spectra)
+zplot            Scribner ZPlot/ZView ``.z`` (Solartron analysers),    ``zplot``
+                 ZPlotW / Z60W ``"… Data File: Version"`` exports
+novocontrol      Novocontrol WinDETA/NEISYS text (``Fixed value(s)``   ``novocontrol``
+                 line, ``Freq.[Hz]  Zs'[ohm]  Zs''[ohm]``)
+versastudio-par  Princeton Applied Research VersaStudio ``.par``       ``versastudio``
+csv              CSV, TSV, ``;``-separated or blank-aligned tables,    ``delimited``
+                 with or without header, decimal point or comma:
+                 CH Instruments, Metrohm Autolab/Nova, Parstat,
+                 Solartron PowerSuite, PalmSens, RelaxIS, Zahner…
 ===============  ====================================================  ==================
 
-Sign convention: ``Z = z_real + j·z_imag`` (Ω); a capacitive arc has ``z_imag < 0`` whatever
-the file stores (EC-Lab's ``-Im(Z)`` is negated, Gamry's ``Zimag`` and ZPlot's ``Z''`` are
-already signed).
+Column headers are recognised in any case and spacing, with units after a slash, in brackets
+or in parentheses (see :mod:`inference.readers.columns`); polar files (``|Z|``/``Zmod``/
+``Mod(Z)`` with a phase in degrees, either sign) are converted exactly to Re/Im.
 
-Options (keyword arguments of every reader)
+Sign convention: ``Z = z_real + j·z_imag`` (Ω); a capacitive arc has ``z_imag < 0`` whatever
+the file stores (EC-Lab's ``-Im(Z)`` and Nova's ``-Z''`` are negated, Gamry's ``Zimag`` and
+ZPlot's ``Z''`` are already signed).
+
+Options (keyword arguments of every reader; spellings in :mod:`inference.readers.options`)
     ``format``     skip detection and read as this format (one of :data:`FORMATS`).
     ``max_bytes``  largest file accepted, default :data:`MAX_FILE_BYTES` (20 MB); the size is
                    checked before anything is read.
-    ``columns``    explicit columns, ``{"frequency": "f", "z_real": "Zr", "z_imag": 2}``: header
-                   text or 0-based index; roles in :data:`inference.readers.columns.ROLES`.
-    ``imag_sign``  +1 or -1: force the sign applied to the imaginary column (-1 for a file that
-                   stores -Im(Z) under a header that does not say so).
-    ``delimiter``, ``decimal``  separator and decimal mark of CSV/TSV files (default: detected).
+    ``columns``    explicit columns, ``{"frequency": "f", "z_real": "Zr", "z_imag": 2}`` or
+                   ``"f,Zr,2"``: header text or 0-based index; roles in
+                   :data:`inference.readers.columns.ROLES`.
+    ``imag_sign``  +1 or -1: force the sign applied to the imaginary (or phase) column (-1 for
+                   a file that stores -Im(Z) under a header that does not say so).
+    ``delimiter``, ``decimal``  separator and decimal mark of text tables (default: detected).
 
 Every problem with a file raises :class:`~inference.errors.FileFormatError` with a one-line
 message naming the file, the line when known, and what was expected. An aborted Gamry run
@@ -45,21 +57,38 @@ import warnings
 import xarray as xr
 
 from inference.errors import FileFormatError, InputError
-from inference.readers import biologic, biologic_mpr, delimited, gamry, records, zplot
+from inference.readers import (
+    biologic,
+    biologic_mpr,
+    delimited,
+    gamry,
+    novocontrol,
+    records,
+    versastudio,
+    zplot,
+)
 from inference.readers.columns import shown_headers
+from inference.readers.options import OPTIONS, check_options
 from inference.readers.records import Parsed
 from inference.readers.textfile import (
     MAX_FILE_BYTES,
     check_file,
     decode,
+    is_utf16,
     load_text,
     looks_binary,
     read_head,
 )
 
-FORMATS = ("biologic-mpt", "biologic-mpr", "gamry-dta", "zplot", "csv")
-
-_OPTIONS = ("format", "max_bytes", "columns", "imag_sign", "delimiter", "decimal")
+FORMATS = (
+    "biologic-mpt",
+    "biologic-mpr",
+    "gamry-dta",
+    "zplot",
+    "novocontrol",
+    "versastudio-par",
+    "csv",
+)
 
 #: Bytes read to recognise a text format (a CSV's metadata block may be long).
 _DETECT_BYTES = 65536
@@ -67,6 +96,7 @@ _DETECT_BYTES = 65536
 __all__ = [
     "FORMATS",
     "MAX_FILE_BYTES",
+    "OPTIONS",
     "detect_format",
     "read_dc",
     "read_records",
@@ -87,7 +117,7 @@ def detect_format(path, max_bytes: int = MAX_FILE_BYTES) -> str:
     head = read_head(path, _DETECT_BYTES)
     if head.startswith(biologic_mpr.MAGIC):
         return "biologic-mpr"
-    if looks_binary(head[:8192]):
+    if not is_utf16(head) and looks_binary(head[:8192]):
         raise FileFormatError(path, "binary file, not a text export")
     text, _ = decode(head)
     lines = text.splitlines()
@@ -100,26 +130,27 @@ def detect_format(path, max_bytes: int = MAX_FILE_BYTES) -> str:
         return "gamry-dta"
     if zplot.is_zplot(content[0]):
         return "zplot"
+    if versastudio.is_par(lines[:6]):
+        return "versastudio-par"
+    if novocontrol.is_novocontrol(content[:6]):
+        return "novocontrol"
     if delimited.looks_delimited(lines[:-1] if len(head) == _DETECT_BYTES else lines):
         return "csv"
     raise FileFormatError(
         path,
         "not a recognised instrument export: expected an EC-Lab .mpt/.mpr, Gamry .DTA, "
-        "ZPlot .z or a CSV/TSV table with columns such as freq/Hz, Re(Z)/Ohm, -Im(Z)/Ohm",
+        "ZPlot .z, Novocontrol, VersaStudio .par or a text table with columns such as "
+        "freq/Hz, Re(Z)/Ohm, -Im(Z)/Ohm (see 'reading a file the detector does not know')",
     )
 
 
 def _parse(path, options: dict) -> Parsed:
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise InputError(f"unknown reader option(s) {unknown}; options are {list(_OPTIONS)}")
+    options = check_options(options)
     max_bytes = options.get("max_bytes") or MAX_FILE_BYTES
     fmt = options.get("format") or detect_format(path, max_bytes)
     if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}; formats are {list(FORMATS)}")
+        raise InputError(f"unknown format {fmt!r}; formats are {', '.join(FORMATS)}")
     imag_sign = options.get("imag_sign")
-    if imag_sign not in (None, 1, -1):
-        raise InputError(f"imag_sign must be +1 or -1, not {imag_sign!r}")
     columns = options.get("columns")
     if fmt == "biologic-mpr":
         check_file(path, max_bytes)
@@ -131,7 +162,12 @@ def _parse(path, options: dict) -> Parsed:
         return gamry.parse(tf, columns, imag_sign)
     if fmt == "zplot":
         return zplot.parse(tf, columns, imag_sign)
-    return delimited.parse(tf, columns, imag_sign, options.get("delimiter"), options.get("decimal"))
+    if fmt == "versastudio-par":
+        return versastudio.parse(tf, columns, imag_sign)
+    text_options = (columns, imag_sign, options.get("delimiter"), options.get("decimal"))
+    if fmt == "novocontrol":
+        return novocontrol.parse(tf, *text_options)
+    return delimited.parse(tf, *text_options)
 
 
 def _warn_if_aborted(ds: xr.Dataset, n: int) -> None:
@@ -148,8 +184,12 @@ def read_spectra(path, **options) -> list[xr.Dataset]:
     """Every impedance spectrum in ``path``, one Dataset per sweep, in file order.
 
     Sweeps are split at changes of EC-Lab's ``cycle number``, at frequency restarts (the
-    frequency turns back after sweeping one way), and per Gamry ``ZCURVE`` table. Each Dataset
-    has attrs ``spectrum_index`` (0-based) and ``n_spectra``.
+    frequency turns back after sweeping one way), per Gamry ``ZCURVE`` table and per
+    Novocontrol block. A drift-corrected Gamry ``ZCURVE`` gives the raw spectrum
+    (``drift_corrected = 0``) and the corrected one (``drift_corrected = 1``). Rows with
+    frequency 0 (the DC segment of a Parstat/VersaStudio run) are left out and counted in
+    ``rows_without_frequency``. Each Dataset has attrs ``spectrum_index`` (0-based) and
+    ``n_spectra``.
 
     Returns
     -------
@@ -167,13 +207,15 @@ def read_spectra(path, **options) -> list[xr.Dataset]:
 def read_spectrum(path, **options) -> xr.Dataset:
     """The single impedance spectrum in ``path`` (see :func:`read_spectra` for the Dataset).
 
+    Of a drift-corrected Gamry spectrum, the corrected one (``drift_corrected = 1``).
+
     Raises
     ------
     FileFormatError
         The file holds several spectra (use :func:`read_spectra`), a DC record (use
         :func:`read_dc`) or cannot be read.
     """
-    found = records.spectra(_parse(path, options))
+    found = _preferred(records.spectra(_parse(path, options)))
     if len(found) > 1:
         lines = [ds.attrs.get("first_line") for ds in found]
         where = (
@@ -187,6 +229,12 @@ def read_spectrum(path, **options) -> xr.Dataset:
         )
     _warn_if_aborted(found[0], found[0].sizes["frequency"])
     return found[0]
+
+
+def _preferred(found: list[xr.Dataset]) -> list[xr.Dataset]:
+    """The drift-corrected spectra where a file gives raw and corrected ones of each sweep."""
+    corrected = [ds for ds in found if ds.attrs.get("drift_corrected") == 1]
+    return corrected if corrected and 2 * len(corrected) == len(found) else found
 
 
 def read_dc(path, **options) -> xr.Dataset:

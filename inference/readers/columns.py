@@ -1,8 +1,13 @@
 """Column headers → what they hold, in which unit, with which sign.
 
-Instrument software names the same quantity many ways (``freq/Hz``, ``Freq(Hz)``, ``Frequency``;
-``-Im(Z)/Ohm``, ``Z''``, ``Zimag``; ``<I>/mA``, ``I/A``). :func:`find_columns` maps a header row to
-*roles* and converts units to SI:
+Instrument software names the same quantity many ways (``freq/Hz``, ``Freq.[Hz]``, ``Frequency``;
+``-Im(Z)/Ohm``, ``Z''``, ``Zs''[ohm]``, ``Zimag``, ``imaginary``; ``<I>/mA``, ``I/A``). A header is
+read as *name* and *unit*: the unit after a slash (``freq / Hz``), in brackets (``Z' [Ohms]``,
+``Freq.[Hz]``) or parentheses (``Frequency (Hz)``), or after an underscore; the name is compared
+without case, blanks, underscores, dots or brackets (``Re(Z)`` = ``ReZ`` = ``re_z``), after a
+label prefix such as RelaxIS' ``Data:``. A leading ``-`` (or ``−``) negates the column. When a
+name could mean two roles the unit decides (``Im/A`` is a current, ``Im/Ohm`` an impedance).
+:func:`find_columns` maps a header row to *roles* and converts units to SI:
 
 =============  ==========  ==========================================================
 role           unit        note
@@ -10,6 +15,9 @@ role           unit        note
 frequency      Hz
 z_real         Ω
 z_imag         Ω           signed Im(Z); headers starting with ``-`` are negated
+z_mod          Ω           modulus: ``|Z|``, ``Zmod``, ``Mod(Z)``, ``Z``, ``Impedance``
+phase          °           phase of Z (``Phase``, ``-Phase(Z)/deg``, ``Zphz``, ``Theta``); rad
+                           converted; used with z_mod only where Re/Im columns are absent
 time           s
 voltage        V           measured (``Ewe`` preferred over ``<Ewe>``)
 control        V or A      applied set-point (EC-Lab ``control/V``, Gamry ``Sig``)
@@ -33,6 +41,8 @@ ROLES = (
     "frequency",
     "z_real",
     "z_imag",
+    "z_mod",
+    "phase",
     "time",
     "voltage",
     "control",
@@ -42,18 +52,88 @@ ROLES = (
     "temperature",
 )
 
-# Quantity names (lower case, no spaces or quotes) in order of preference within a role.
+# Quantity names (as normalised by _normalise) in order of preference within a role. A name in
+# two roles (``im``, ``t``) goes to the one whose dimension matches the header's unit.
 _NAMES: dict[str, tuple[str, ...]] = {
-    "frequency": ("freq", "frequency", "f"),
-    "z_real": ("re(z)", "z'", "zreal", "z_real", "zre", "z_re", "re_z", "real(z)", "z'(a)", "zr"),
-    "z_imag": ("im(z)", "z''", 'z"', "zimag", "z_imag", "zim", "z_im", "im_z", "imag(z)", "z''(b)"),
-    "time": ("time", "t", "elapsedtime"),
-    "voltage": ("ewe", "e_we", "<ewe>", "voltage", "potential", "e", "v", "vf", "u"),
-    "control": ("control", "sig", "setpoint"),
-    "current": ("i", "<i>", "current"),
+    "frequency": ("freq", "frequency", "f", "fhz", "frequencyhz"),
+    "z_real": (
+        "rez",
+        "z'",
+        "zreal",
+        "zre",
+        "realz",
+        "zs'",
+        "z'a",
+        "zr",
+        "real",
+        "re",
+        "zrealpart",
+        "realpart",
+        "realimpedance",
+        "impedancereal",
+        "zprime",
+        "zreal'",
+    ),
+    "z_imag": (
+        "imz",
+        "z''",
+        "zimag",
+        "zim",
+        "zimg",
+        "imagz",
+        "imaginaryz",
+        "zs''",
+        "z''b",
+        "zi",
+        "imag",
+        "imaginary",
+        "im",
+        "img",
+        "zimaginary",
+        "imagpart",
+        "imaginarypart",
+        "imaginaryimpedance",
+        "impedanceimaginary",
+        "zdoubleprime",
+    ),
+    "z_mod": (
+        "|z|",
+        "zmod",
+        "modz",
+        "zmag",
+        "zabs",
+        "absz",
+        "zmodulus",
+        "zmagnitude",
+        "|impedance|",
+        "impedancemodulus",
+        "impedancemagnitude",
+        "magnitude",
+        "modulus",
+        "z",
+        "impedance",
+    ),
+    "phase": (
+        "phasez",
+        "phase",
+        "zphz",
+        "phz",
+        "zphase",
+        "phaseangle",
+        "phasezdeg",
+        "thetaz",
+        "theta",
+        "phiz",
+        "phi",
+        "angle",
+    ),
+    "time": ("time", "t", "elapsedtime", "timeelapsed"),
+    "voltage": ("ewe", "<ewe>", "voltage", "potential", "e", "v", "vf", "u", "emeas"),
+    "control": ("control", "sig", "setpoint", "eapplied", "applied"),
+    "current": ("i", "<i>", "current", "im", "imeas"),
     "step": ("ns", "step", "sequence"),
     "cycle": ("cyclenumber", "cycle"),
-    "temperature": ("temperature", "temp"),
+    "temperature": ("temperature", "temp", "t"),
 }
 
 # unit → (dimension, scale to SI, offset to SI); case matters (mHz ≠ MHz).
@@ -63,6 +143,10 @@ _UNITS: dict[str, tuple[str, float, float]] = {
     "mHz": ("frequency", 1e-3, 0.0),
     "MHz": ("frequency", 1e6, 0.0),
     "Ohm": ("impedance", 1.0, 0.0),
+    "OHM": ("impedance", 1.0, 0.0),
+    "MOhm": ("impedance", 1e6, 0.0),
+    "MΩ": ("impedance", 1e6, 0.0),
+    "GOhm": ("impedance", 1e9, 0.0),
     "ohm": ("impedance", 1.0, 0.0),
     "Ohms": ("impedance", 1.0, 0.0),
     "ohms": ("impedance", 1.0, 0.0),
@@ -92,13 +176,30 @@ _UNITS: dict[str, tuple[str, float, float]] = {
     "deg C": ("temperature", 1.0, 273.15),
     "C": ("temperature", 1.0, 273.15),
     "K": ("temperature", 1.0, 0.0),
+    "deg": ("angle", 1.0, 0.0),
+    "degree": ("angle", 1.0, 0.0),
+    "degrees": ("angle", 1.0, 0.0),
+    "°": ("angle", 1.0, 0.0),
+    "rad": ("angle", 180.0 / 3.141592653589793, 0.0),
 }
+
+# Units of two or more letters compared without case where that is unambiguous (HZ, OHM, Deg,
+# SEC…); mHz/MHz and mOhm/MOhm differ only in case and keep their exact spelling, and one
+# letter is too little to guess from (ZPlot's ``Z'(a)`` is no ampere).
+_FOLDED: dict[str, tuple[str, float, float]] = {}
+for _unit, _info in ((u, i) for u, i in _UNITS.items() if len(u) > 1):
+    _FOLDED.setdefault(_unit.lower(), _info)
+    if _FOLDED[_unit.lower()] != _info:
+        _FOLDED[_unit.lower()] = None  # type: ignore[assignment]
+_FOLDED = {k: v for k, v in _FOLDED.items() if v is not None}
 
 # Dimension each role's unit must have (None: dimensionless index).
 _DIMENSION = {
     "frequency": ("frequency",),
     "z_real": ("impedance",),
     "z_imag": ("impedance",),
+    "z_mod": ("impedance",),
+    "phase": ("angle",),
     "time": ("time",),
     "voltage": ("voltage",),
     "control": ("voltage", "current"),
@@ -112,6 +213,8 @@ _DEFAULT_UNIT = {
     "frequency": "Hz",
     "z_real": "Ohm",
     "z_imag": "Ohm",
+    "z_mod": "Ohm",
+    "phase": "deg",
     "time": "s",
     "voltage": "V",
     "control": "V",
@@ -156,13 +259,28 @@ def unquote(text: str) -> str:
     return text
 
 
+_PRIMES = str.maketrans({"’": "'", "′": "'", "‘": "'", "`": "'", "″": "''", '"': "''", "−": "-"})
+
+
 def _normalise(text: str) -> str:
-    return re.sub(r"\s+", "", unquote(text)).lower()
+    """A header name for comparison: ``"Data: Re (Z)"`` → ``"rez"``, ``'Z"'`` → ``"z''"``."""
+    text = unquote(text).translate(_PRIMES).lower()
+    if ":" in text:
+        text = text.rsplit(":", 1)[1]  # RelaxIS "Data: Z'", Zahner "Channel 1: ..."
+    text = text.strip()
+    sign = "-" if text.startswith("-") else ""
+    return sign + re.sub(r"[\s_.()\[\]{}-]+", "", text[len(sign) :])
 
 
 def _unit_info(unit: str) -> tuple[str, float, float] | None:
     unit = unit.strip()
-    return _UNITS.get(unit) or _UNITS.get(unit.replace(" ", ""))
+    compact = unit.replace(" ", "")
+    return (
+        _UNITS.get(unit)
+        or _UNITS.get(compact)
+        or _FOLDED.get(unit.lower())
+        or _FOLDED.get(compact.lower())
+    )
 
 
 def split_unit(header: str) -> list[tuple[str, str | None]]:
@@ -183,19 +301,22 @@ def split_unit(header: str) -> list[tuple[str, str | None]]:
 
 
 def interpret(header: str) -> tuple[str, float, str, str | None] | None:
-    """(role, sign, name, unit) for a header, or None when it names no known role."""
+    """(role, sign, name, unit) for a header, or None when it names no known role.
+
+    A name listed under several roles takes the first role whose dimension the unit has.
+    """
     for name, unit in split_unit(header):
         key = _normalise(name)
         sign = 1.0
         if key.startswith("-"):
             key, sign = key[1:], -1.0
-        for role, names in _NAMES.items():
-            if key not in names:
-                continue
-            info = _unit_info(unit) if unit else None
-            if role == "time" and key == "t" and info and info[0] == "temperature":
-                role = "temperature"
-            return role, sign, name, unit
+        roles = [role for role, names in _NAMES.items() if key in names]
+        if not roles:
+            continue
+        info = _unit_info(unit) if unit else None
+        if info is not None:
+            roles = [r for r in roles if info[0] in _DIMENSION[r]] or roles
+        return roles[0], sign, name, unit
     return None
 
 
@@ -203,6 +324,8 @@ def make_column(path, role: str, index: int, header: str, unit: str | None, sign
     """A :class:`Column` for ``role``; FileFormatError for a unit that cannot be converted."""
     if role in ("step", "cycle"):
         return Column(role, index, header)
+    if role == "phase":
+        unit = unit or "deg"
     unit = unit or _DEFAULT_UNIT[role]
     info = _unit_info(unit)
     if info is None or info[0] not in _DIMENSION[role]:
@@ -213,6 +336,8 @@ def make_column(path, role: str, index: int, header: str, unit: str | None, sign
     si = {"current": "A", "voltage": "V"}.get(dimension, _DEFAULT_UNIT[role])
     if role == "temperature":
         si = "K"
+    if role == "phase":
+        si = "deg"
     return Column(role, index, header, scale=scale, offset=offset, sign=sign, unit=si)
 
 
@@ -224,7 +349,7 @@ def find_columns(path, headers: list[str]) -> dict[str, Column]:
         if hit is None:
             continue
         role, sign, name, unit = hit
-        rank = _NAMES[role].index(_normalise(name).lstrip("-")) if role != "temperature" else 0
+        rank = _NAMES[role].index(_normalise(name).lstrip("-"))
         if role in found and found[role][0] <= rank:
             continue
         found[role] = (rank, make_column(path, role, index, header, unit, sign))
@@ -249,6 +374,7 @@ def explicit_columns(path, headers: list[str], spec: dict[str, str | int]) -> di
             index = where
         else:
             wanted = [i for i, h in enumerate(headers) if unquote(h) == where.strip()]
+            wanted = wanted or [i for i, h in enumerate(headers) if _loose(h) == _loose(where)]
             if not wanted:
                 raise FileFormatError(
                     path, f"column {where!r} not found; columns are {_shown(headers)}"
@@ -256,9 +382,14 @@ def explicit_columns(path, headers: list[str], spec: dict[str, str | int]) -> di
             index = wanted[0]
         header = headers[index]
         unit = split_unit(header)[0][1]
-        sign = -1.0 if unquote(header).startswith("-") else 1.0
+        sign = -1.0 if unquote(header).translate(_PRIMES).startswith("-") else 1.0
         columns[role] = make_column(path, role, index, header, unit, sign)
     return columns
+
+
+def _loose(text: str) -> str:
+    """Header text compared without case or blanks (``--columns "freq.[hz]"``)."""
+    return re.sub(r"\s+", "", unquote(text)).lower()
 
 
 def resolve(
@@ -266,12 +397,14 @@ def resolve(
 ) -> dict[str, Column]:
     """Column roles of a header row: the user's ``spec`` if given, else found from the headers.
 
-    ``imag_sign`` (+1 or -1) overrides the sign of the imaginary column: -1 when a file stores
-    -Im(Z) under a header that does not say so (``Z''`` in some exports).
+    ``imag_sign`` (+1 or -1) overrides the sign of the imaginary column (and of a phase
+    column): -1 when a file stores -Im(Z) or -phase under a header that does not say so.
     """
     columns = explicit_columns(path, headers, spec) if spec else find_columns(path, headers)
-    if imag_sign is not None and "z_imag" in columns:
-        columns["z_imag"] = replace(columns["z_imag"], sign=float(imag_sign))
+    if imag_sign is not None:
+        for role in ("z_imag", "phase"):
+            if role in columns:
+                columns[role] = replace(columns[role], sign=float(imag_sign))
     return columns
 
 

@@ -5,6 +5,10 @@ rows; both can be given (``delimiter=``, ``decimal=``). The column header is the
 all-text line before the first numeric row, so metadata lines above it (CH Instruments,
 EC-Lab exports without header block) are skipped; ``Instrument Model: X`` lines are kept.
 
+A header row whose separators repeat (``Freq.[Hz]<TAB><TAB>Zs'[ohm]``) is matched to the data
+without its empty fields. ``delimiter="whitespace"`` splits at runs of blanks (other names in
+:mod:`inference.readers.options`).
+
 Columns are found by their headers (see :mod:`inference.readers.columns`) or named with
 ``columns={"frequency": "f", "z_real": "Zr", "z_imag": 2}``. A file without header must have
 exactly three columns, read as frequency (Hz), Re(Z) and signed Im(Z) (Ω) — the layout of
@@ -70,7 +74,7 @@ def parse(
         i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith(_COMMENT)
     ]
     tail = [lines[i] for i in content[-20:]]
-    sep = delimiter or sniff_separator(tail)
+    sep = None if delimiter == "whitespace" else delimiter or sniff_separator(tail)
     if decimal not in (None, ".", ","):
         raise FileFormatError(tf.path, f"decimal must be '.' or ',', not {decimal!r}")
     decimal_comma = decimal == "," if decimal else uses_decimal_comma(tail, sep)
@@ -85,6 +89,8 @@ def parse(
     header_index = None
     for i in reversed([i for i in content if i < first]):
         fields = split_row(lines[i], sep, decimal_comma=False)
+        if len(fields) != width:
+            fields = [f for f in fields if f.strip()]
         if len(fields) == width and not any(_is_number(f.strip()) for f in fields):
             header_index = i
             break
@@ -109,6 +115,8 @@ def parse(
         header_line = first + 1
     else:
         headers = split_row(lines[header_index], sep, decimal_comma=False)
+        if len(headers) != width:
+            headers = [h for h in headers if h.strip()]
         header_line = header_index + 1
     mapping = resolve(tf.path, headers, columns, imag_sign)
     check_columns(tf.path, headers, header_line, mapping)

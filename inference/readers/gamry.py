@@ -13,6 +13,11 @@ Layout: ``EXPLAIN`` on line 1, then tab-separated ``KEY<TAB>TYPE<TAB>VALUE<TAB>l
 and the applied signal ``Sig``. ``OCVCURVE`` (the open-circuit wait before a run) is ignored.
 An aborted run (``EXPERIMENTABORTED TOGGLE T``) keeps the points measured so far; the reader
 returns them with ``experiment_aborted = 1`` in the attrs.
+
+Drift-corrected EIS (Framework's "drift correction" option) writes ``ZrealDrCor`` and
+``ZimagDrCor`` beside the raw ``Zreal``/``Zimag`` of the same ``ZCURVE``. Both are read: the
+table gives two spectra, raw (``drift_corrected = 0``) then corrected (``drift_corrected = 1``);
+:func:`~inference.readers.read_spectrum` returns the corrected one, ``read_spectra`` both.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from inference.readers.textfile import TextFile
 TECHNIQUES = {
     "EISPOT": "PEIS",
     "EISGALV": "GEIS",
+    "GALVEIS": "GEIS",
     "CHRONOA": "CA",
     "CHRONOP": "CP",
     "CORPOT": "OCV",
@@ -45,6 +51,7 @@ _COLUMNS = {
     "Sig": ("control", "V"),
     "Temp": ("temperature", "K"),
 }
+_DRIFT_CORRECTED = {"ZrealDrCor": "z_real", "ZimagDrCor": "z_imag"}
 
 
 def is_dta(first_lines: list[str]) -> bool:
@@ -101,17 +108,26 @@ def _read_table(
     decimal_comma = uses_decimal_comma(lines[i + 3 : i + 23], "\t")
     table = text_table(tf.path, headers, i + 2, lines, i + 3, end, "\t", decimal_comma, name)
     if spec:
-        mapping = resolve(tf.path, headers, spec, imag_sign)
-    else:
-        mapping = {}
-        for index, header in enumerate(headers):
-            role, unit = _COLUMNS.get(header.strip(), (None, None))
-            if role == "control" and technique == "CP":
-                unit = "A"  # galvanostatic techniques apply a current
-            if role is not None:
-                offset = 273.15 if role == "temperature" else 0.0
-                mapping[role] = Column(role, index, header, offset=offset, unit=unit)
-        if imag_sign is not None and "z_imag" in mapping:
-            mapping["z_imag"] = replace(mapping["z_imag"], sign=float(imag_sign))
-    tables.append((table, mapping))
+        tables.append((table, resolve(tf.path, headers, spec, imag_sign)))
+        return end
+    mapping, corrected = {}, {}
+    for index, header in enumerate(headers):
+        role, unit = _COLUMNS.get(header.strip(), (None, None))
+        if role == "control" and technique == "CP":
+            unit = "A"  # galvanostatic techniques apply a current
+        if role is not None:
+            offset = 273.15 if role == "temperature" else 0.0
+            mapping[role] = Column(role, index, header, offset=offset, unit=unit)
+        if header.strip() in _DRIFT_CORRECTED:
+            role = _DRIFT_CORRECTED[header.strip()]
+            corrected[role] = Column(role, index, header, unit="Ohm")
+    if imag_sign is not None:
+        for roles in (mapping, corrected):
+            if "z_imag" in roles:
+                roles["z_imag"] = replace(roles["z_imag"], sign=float(imag_sign))
+    if len(corrected) < 2:
+        tables.append((table, mapping))
+        return end
+    tables.append((replace(table, attrs={"drift_corrected": 0}), mapping))
+    tables.append((replace(table, attrs={"drift_corrected": 1}), {**mapping, **corrected}))
     return end

@@ -25,6 +25,8 @@ _EXAMPLE_HEADER = {
     "frequency": "freq/Hz",
     "z_real": "Re(Z)/Ohm",
     "z_imag": "-Im(Z)/Ohm or Im(Z)/Ohm",
+    "z_mod": "|Z|/Ohm",
+    "phase": "Phase(Z)/deg",
     "time": "time/s",
     "voltage": "Ewe/V",
     "current": "I/mA",
@@ -50,7 +52,11 @@ class Parsed:
 
 
 def is_spectrum(columns: dict[str, Column]) -> bool:
-    return "frequency" in columns or ("z_real" in columns and "z_imag" in columns)
+    return (
+        "frequency" in columns
+        or {"z_real", "z_imag"} <= columns.keys()
+        or {"z_mod", "phase"} <= columns.keys()
+    )
 
 
 def is_dc(columns: dict[str, Column]) -> bool:
@@ -75,7 +81,8 @@ def check_columns(path, headers: list[str], header_line: int | None, columns) ->
     ``exampleDataBioLogic_MissingFreq.mpt``) would otherwise fail later with a confusing
     field-count error.
     """
-    if ("z_real" in columns or "z_imag" in columns) and "frequency" not in columns:
+    impedance = ("z_real", "z_imag", "z_mod", "phase")
+    if any(role in columns for role in impedance) and "frequency" not in columns:
         raise FileFormatError(
             path,
             f"no frequency column (such as 'freq/Hz') next to the impedance columns; "
@@ -108,14 +115,55 @@ def sweep_starts(frequency_Hz: np.ndarray, cycle: np.ndarray | None = None) -> l
     return sorted(starts)
 
 
-def _temperature_K(table: Table, columns: dict[str, Column], sl: slice) -> float | None:
-    if "temperature" not in columns:
+def _temperature_K(table: Table, columns: dict[str, Column]) -> np.ndarray | None:
+    return table.values(columns["temperature"]) if "temperature" in columns else None
+
+
+def _mean_plausible(t_K: np.ndarray | None, keep, sl: slice) -> float | None:
+    """Mean temperature of the rows ``keep[sl]``; None where the sensor wrote a placeholder."""
+    if t_K is None:
         return None
-    t_K = table.values(columns["temperature"])[sl]
+    t_K = t_K[keep][sl]
     low, high = (c + 273.15 for c in PLAUSIBLE_TEMPERATURE_C)
     if t_K.size == 0 or np.any(t_K < low) or np.any(t_K > high):
         return None
     return float(np.mean(t_K))
+
+
+def _impedance(parsed: Parsed, table: Table, columns: dict[str, Column]):
+    """Frequency, Re Z and signed Im Z of a table's impedance rows, and which rows they are.
+
+    Rows with frequency 0 are the DC part of a combined technique (Parstat/VersaStudio write
+    the open-circuit or bias segment into the same table) and are left out. Polar files
+    (|Z| and phase, no Re/Im columns) are converted exactly: Z = |Z|·(cos φ + j sin φ).
+    """
+    f = table.values(columns["frequency"]) if "frequency" in columns else None
+    if f is None:
+        _require(parsed, table, columns, ("frequency",), "a spectrum")
+    keep = f != 0
+    if not keep.any():
+        raise FileFormatError(
+            parsed.path,
+            f"every row has frequency 0 in column {columns['frequency'].header.strip()!r}: "
+            "no impedance data",
+            line=table.header_line,
+        )
+    if {"z_real", "z_imag"} <= columns.keys():
+        z_real = table.values(columns["z_real"])
+        z_imag = table.values(columns["z_imag"])
+    elif {"z_mod", "phase"} <= columns.keys():
+        modulus = table.values(columns["z_mod"])
+        phase_deg = table.values(columns["phase"])
+        out = np.flatnonzero(keep & (np.abs(phase_deg) > 180.0))
+        if out.size:
+            raise table.error_at(
+                int(out[0]), columns["phase"], "a phase must lie within ±180° (degrees expected)"
+            )
+        z_real = modulus * np.cos(np.radians(phase_deg))
+        z_imag = modulus * np.sin(np.radians(phase_deg))
+    else:
+        _require(parsed, table, columns, ("z_real", "z_imag"), "a spectrum")
+    return f[keep], z_real[keep], z_imag[keep], keep
 
 
 def spectra(parsed: Parsed) -> list[xr.Dataset]:
@@ -139,21 +187,22 @@ def spectra(parsed: Parsed) -> list[xr.Dataset]:
         )
     pieces = []
     for table, columns in found:
-        _require(parsed, table, columns, ("frequency", "z_real", "z_imag"), "a spectrum")
-        f = table.values(columns["frequency"])
-        z_real = table.values(columns["z_real"])
-        z_imag = table.values(columns["z_imag"])
-        cycle = table.values(columns["cycle"]) if "cycle" in columns else None
+        f, z_real, z_imag, keep = _impedance(parsed, table, columns)
+        lines = np.asarray(table.line_numbers)[keep] if table.line_numbers else None
+        cycle = table.values(columns["cycle"])[keep] if "cycle" in columns else None
+        temperature = _temperature_K(table, columns)
         bounds = [*sweep_starts(f, cycle), f.size]
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
             sl = slice(a, b)
-            extra = {"temperature_K": _temperature_K(table, columns, sl)}
+            extra = {"temperature_K": _mean_plausible(temperature, keep, sl), **table.attrs}
             if table.name:
                 extra["table"] = table.name
             if cycle is not None:
                 extra["cycle"] = int(cycle[a])
-            if table.line_numbers:
-                extra["first_line"] = table.line_numbers[a]
+            if lines is not None:
+                extra["first_line"] = int(lines[a])
+            if keep.size > np.count_nonzero(keep):
+                extra["rows_without_frequency"] = int(keep.size - np.count_nonzero(keep))
             pieces.append((f[sl], z_real[sl], z_imag[sl], extra))
     datasets = []
     for index, (f, z_real, z_imag, extra) in enumerate(pieces):
@@ -204,7 +253,7 @@ def dc_record(parsed: Parsed) -> xr.Dataset:
         voltage_V.append(table.values(columns["voltage"]))
         current_A.append(table.values(columns["current"]))
         setpoint.append(_setpoint(table, columns))
-        t_K = _temperature_K(table, columns, slice(None))
+        t_K = _mean_plausible(_temperature_K(table, columns), slice(None), slice(None))
         if t_K is not None:
             temperature.append(t_K)
     t, v, i = (np.concatenate(x) for x in (time_s, voltage_V, current_A))

@@ -27,6 +27,8 @@ class Table:
     line_numbers : 1-based line number of each row.
     name : the table's name in the file, if it has one (Gamry ``ZCURVE``).
     arrays : parsed columns by index (filled lazily for text tables).
+    attrs : attrs the file states for this table only (a Novocontrol block's temperature,
+        ``drift_corrected`` of a Gamry variant); they go to each spectrum read from it.
     """
 
     path: str
@@ -36,6 +38,7 @@ class Table:
     line_numbers: list[int] = field(default_factory=list)
     name: str = ""
     arrays: dict[int, np.ndarray] = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
 
     @property
     def n_rows(self) -> int:
@@ -50,16 +53,18 @@ class Table:
         raw = self.arrays[column.index]
         bad = np.flatnonzero(~np.isfinite(raw))
         if bad.size:
-            row = int(bad[0])
-            line = self.line_numbers[row] if self.line_numbers else None
-            where = "" if line is not None else f" at data row {row + 1}"
-            text = self.rows[row][column.index].strip() if self.rows else str(raw[row])
-            raise FileFormatError(
-                self.path,
-                f"{text!r} in column {column.header.strip()!r}{where}; expected a finite number",
-                line=line,
-            )
+            raise self.error_at(int(bad[0]), column, "expected a finite number")
         return column.convert(raw.astype(float))
+
+    def error_at(self, row: int, column: Column, problem: str) -> FileFormatError:
+        """A FileFormatError naming the line (or data row) and column of value ``row``."""
+        line = self.line_numbers[row] if self.line_numbers else None
+        where = "" if line is not None else f" at data row {row + 1}"
+        raw = self.arrays.get(column.index)
+        text = self.rows[row][column.index].strip() if self.rows else str(raw[row])
+        return FileFormatError(
+            self.path, f"{text!r} in column {column.header.strip()!r}{where}; {problem}", line=line
+        )
 
     def _parse(self, index: int) -> np.ndarray:
         tokens = [row[index].strip() for row in self.rows]

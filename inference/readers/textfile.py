@@ -29,7 +29,7 @@ class TextFile:
     ----------
     path : the file, as given (used in error messages).
     lines : the file's lines without line endings; ``lines[0]`` is line 1.
-    encoding : the encoding that decoded it (``utf-8`` or ``latin-1``).
+    encoding : the encoding that decoded it (``utf-8``, ``utf-16`` or ``latin-1``).
     """
 
     path: str
@@ -75,12 +75,22 @@ def looks_binary(data: bytes) -> bool:
     return control > 0.01 * max(len(data), 1)
 
 
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def is_utf16(data: bytes) -> bool:
+    """True for text that starts with a UTF-16 byte-order mark (PalmSens PSTrace, Excel)."""
+    return data[:2] in _UTF16_BOMS
+
+
 def decode(data: bytes) -> tuple[str, str]:
-    """Text and encoding name: UTF-8 (with or without BOM) if valid, else Latin-1.
+    """Text and encoding name: UTF-16 with a BOM, UTF-8 (with or without BOM), else Latin-1.
 
     EC-Lab and Gamry on Windows write Latin-1 / cp1252 (``µ``, ``°`` as single bytes); Latin-1
     decodes every byte, and the characters that differ from cp1252 never occur in numbers.
     """
+    if is_utf16(data):
+        return data.decode("utf-16", errors="replace"), "utf-16"
     try:
         return data.decode("utf-8-sig"), "utf-8"
     except UnicodeDecodeError:
@@ -100,7 +110,7 @@ def load_text(path, max_bytes: int = MAX_FILE_BYTES) -> TextFile:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise FileFormatError(path, f"cannot be read ({exc.strerror})") from None
-    if looks_binary(data[:HEAD_BYTES]) or b"\x00" in data:
+    if not is_utf16(data) and (looks_binary(data[:HEAD_BYTES]) or b"\x00" in data):
         raise FileFormatError(path, "binary file, not a text export")
     text, encoding = decode(data)
     if not text.strip():

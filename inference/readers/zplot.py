@@ -6,9 +6,11 @@ Two layouts occur:
     ``Key: value`` settings (``Experiment Type: Sweep Frequency, Control Voltage``,
     ``Data Points: 56``), the tab-separated column header, a line ``End Comments``, then the
     tab-separated rows.
-``"ZPlotW Data File: Version 3.2c"`` (older ZPlotW)
+``"ZPlotW Data File: Version 3.2c"`` (older ZPlotW; also ``"Z60W Data File: Version 1.1"``)
     a few quoted lines, the number of points on its own line, the quoted column header
-    ``"  Freq(Hz)    Ampl  ...  Z'(a)    Z''(b) ..."``, then comma-separated rows.
+    ``"  Freq(Hz)    Ampl  ...  Z'(a)    Z''(b) ..."`` (columns apart by blanks, a unit in
+    parentheses may follow its name after one blank: ``Freq (Hz)``), then comma-separated
+    rows.
 
 ``Z'(a)`` is Re(Z) and ``Z''(b)`` the signed Im(Z). The point count stated by the file is
 kept as ``points_planned``: ZPlot writes the planned count, and sweeps stopped early have fewer
@@ -26,11 +28,12 @@ from inference.readers.table import split_row, text_table, uses_decimal_comma
 from inference.readers.textfile import TextFile
 
 _SETTING = re.compile(r"^\s*([^:]+?)\s*:\s*(.*?)\s*$")
+_DATA_FILE = re.compile(r"^(?P<program>\w+) Data File: Version\s*(?P<version>\S*)")
 
 
 def is_zplot(first_line: str) -> bool:
     text = unquote(first_line)
-    return text.upper().startswith("ZPLOT2 ASCII") or text.startswith("ZPlotW Data File")
+    return text.upper().startswith("ZPLOT2 ASCII") or bool(_DATA_FILE.match(text))
 
 
 def parse(tf: TextFile, columns: dict | None = None, imag_sign: float | None = None) -> Parsed:
@@ -87,16 +90,21 @@ def _zplot2(tf: TextFile):
 def _zplotw(tf: TextFile):
     lines = tf.lines
     header_index = next(
-        (i for i, line in enumerate(lines[:40]) if "Freq(Hz)" in line and line.strip()[0] == '"'),
+        (
+            i
+            for i, line in enumerate(lines[:40])
+            if re.search(r"Freq\s*\(Hz\)", line) and line.strip()[0] == '"'
+        ),
         None,
     )
     if header_index is None:
         raise FileFormatError(tf.path, "ZPlotW file without a quoted 'Freq(Hz) ...' column header")
-    headers = unquote(lines[header_index]).split()
+    headers = re.split(r"\s+(?!\()", unquote(lines[header_index]))
     count = lines[header_index - 1].strip()
-    version = unquote(lines[0]).split("Version")[-1].strip()
+    m = _DATA_FILE.match(unquote(lines[0]))
+    program = "Scribner ZPlotW" if m["program"] == "ZPlotW" else m["program"]
     attrs = {
-        "instrument": f"Scribner ZPlotW {version}".strip(),
+        "instrument": f"{program} {m['version']}".strip(),
         "technique": _technique(unquote(lines[2]) if len(lines) > 2 else ""),
     }
     return headers, header_index, ",", int(count) if count.isdigit() else None, attrs

@@ -9,33 +9,28 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from inference.errors import SigmalabError
+from service.commands.output import fail, output_dir, print_json, table
 
 
 def _sci(x: float) -> str:
-    return f"{x:.3g}"
+    return f"{x:.3g}" if 1e-3 <= abs(x) < 1e4 else f"{x:.2e}"
 
 
 def _print_tables(console: Console, result) -> None:
     paper = result.paper.get("sigma", {})
     for t in result.settings["temperatures_C"]:
-        table = Table(
-            title=f"Conductivity at {t:g} °C (median, 90 % interval)", title_justify="left"
-        )
-        for col in ("recipe", "kind", "σ (S/cm)", "90 % interval"):
-            table.add_column(col, justify="left" if col in ("recipe", "kind") else "right")
-        if paper:
-            table.add_column("paper", justify="right")
-            table.add_column("median/paper", justify="right")
+        columns = ["recipe", "kind", "σ (S/cm)", "90 % interval"]
+        columns += ["paper", "÷ paper"] if paper else []
+        conductivity = table(*columns, title=f"Conductivity at {t:g} °C (median)", left=2)
         for r in result.conductivity_table(t).itertuples():
             cells = [
                 r.recipe,
                 r.kind,
                 _sci(r.median_S_per_cm),
-                f"{_sci(r.ci90_lo_S_per_cm)} – {_sci(r.ci90_hi_S_per_cm)}",
+                f"{_sci(r.ci90_lo_S_per_cm)}–{_sci(r.ci90_hi_S_per_cm)}",
             ]
             if paper:
                 p = paper.get((r.recipe, r.kind, float(t)))
@@ -45,19 +40,16 @@ def _print_tables(console: Console, result) -> None:
                     Text(_sci(p), style=style) if p else "–",
                     f"{r.median_S_per_cm / p:.2f}" if p else "–",
                 ]
-            table.add_row(*cells)
-        console.print(table)
-    ea = Table(title="Activation energy (eV)", title_justify="left")
-    for col in ("recipe", "kind", "median", "90 % interval"):
-        ea.add_column(col, justify="left" if col in ("recipe", "kind") else "right")
+            conductivity.add_row(*cells)
+        console.print(conductivity)
+    ea = table("recipe", "kind", "median", "90 % interval", title="Activation energy (eV)", left=2)
     for r in result.activation_energy_table().itertuples():
-        ea.add_row(
-            r.recipe, r.kind, f"{r.median_eV:.4f}", f"{r.ci90_lo_eV:.4f} – {r.ci90_hi_eV:.4f}"
-        )
+        ea.add_row(r.recipe, r.kind, f"{r.median_eV:.4f}", f"{r.ci90_lo_eV:.4f}–{r.ci90_hi_eV:.4f}")
     console.print(ea)
-    comp = Table(title="Recipe comparisons: σ ratio", title_justify="left")
-    for col in ("ratio", "kind", "T", "median", "90 % interval", "P(>1)"):
-        comp.add_column(col, justify="left" if col in ("ratio", "kind") else "right")
+    comp = table(
+        "ratio", "kind", "T", "median", "90 % interval", "P(>1)",
+        title="Recipe comparisons: σ ratio", left=2,
+    )  # fmt: skip
     for t in result.settings["temperatures_C"]:
         for c in result.comparisons(t):
             comp.add_row(
@@ -65,15 +57,16 @@ def _print_tables(console: Console, result) -> None:
                 c["kind"],
                 f"{t:g} °C",
                 f"{c['ratio_median']:.3g}×",
-                f"{c['ratio_ci90'][0]:.3g} – {c['ratio_ci90'][1]:.3g}",
+                f"{c['ratio_ci90'][0]:.3g}–{c['ratio_ci90'][1]:.3g}",
                 f"{c['p_greater']:.3f}",
             )
     console.print(comp)
     ratios = result.paper.get("ratios", {})
     if ratios:
-        console.print(
-            "Paper's ratios (30 °C): " + ", ".join(f"{k} = {v:g}×" for k, v in ratios.items())
-        )
+        quoted = table("ratio quoted by the paper (30 °C)", "value")
+        for name, value in ratios.items():
+            quoted.add_row(name, f"{value:g}×")
+        console.print(quoted)
 
 
 def _print_diagnostics(console: Console, result) -> None:
@@ -132,6 +125,9 @@ def analyze(
         typer.Option(help="Composite resistance parameter of the circuit (default: last arc's R)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print summary.json and the paths, no tables.")
+    ] = False,
 ) -> None:
     """Fit every spectrum and DC record of a study, the hierarchical Arrhenius layer per kind;
     print σ, Ea and recipe comparisons; write result.nc, summary.json and report.html.
@@ -140,7 +136,7 @@ def analyze(
     """
     from inference.analysis import analyze_study
 
-    console, errors = Console(), Console(stderr=True, soft_wrap=True)
+    console = Console()
     args = [
         "sigmalab",
         "analyze",
@@ -166,14 +162,15 @@ def analyze(
     try:
         if not study_dir.exists():
             raise SigmalabError(f"{study_dir}: no such study folder")
+        output_dir(out)
         with Progress(
             TextColumn("{task.description:<22}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[item]}"),
             TimeElapsedColumn(),
-            console=console,
-            disable=quiet,
+            console=Console(stderr=True) if as_json else console,
+            disable=quiet or as_json,
             transient=False,
         ) as bars:
             tasks: dict[str, int] = {}
@@ -205,10 +202,14 @@ def analyze(
             )
         paths = result.write(out)
     except SigmalabError as err:
-        errors.print(Text(f"error: {err}", style="red"))
-        raise typer.Exit(2) from None
+        fail(str(err))
+    if as_json:
+        print_json({"outputs": {k: str(v) for k, v in paths.items()}, **result.summary_dict()})
+        return
     _print_tables(console, result)
     _print_diagnostics(console, result)
+    for line in result.temperature_warnings():
+        console.print(Text(f"warning: {line}", style="yellow"))
     console.print(
         f"wrote {paths['result']}, {paths['summary']}, {paths['report']} "
         f"({result.timing_s['total']:.0f} s)"

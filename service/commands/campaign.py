@@ -17,29 +17,29 @@ from rich.console import Console
 from rich.table import Table
 
 from inference.errors import InputError, SigmalabError
+from service.commands.output import connect, fail, output_dir, output_file, table
 from service.errors import ServiceError
 
 app = typer.Typer(no_args_is_help=True, help="Optimisation campaigns on a sigmalab server.")
-Url = Annotated[str, typer.Option(envvar="SIGMALAB_URL", help="server URL")]
+Url = Annotated[
+    str | None,
+    typer.Option(envvar="SIGMALAB_URL", help="server URL [default: http://127.0.0.1:8000]"),
+]
 Token = Annotated[str | None, typer.Option(envvar="SIGMALAB_TOKEN", help="API token")]
-CampaignId = Annotated[str, typer.Argument(help="campaign id")]
-DEFAULT_URL = "http://127.0.0.1:8000"
+CampaignId = Annotated[str, typer.Argument(help="campaign id, or a unique prefix of it")]
+DEFAULT_URL = None  # $SIGMALAB_URL, else http://127.0.0.1:8000 (service.client.Client)
 console = Console()
-
-
-def _client(url: str, token: str | None):
-    from service.client import Client
-
-    return Client(url, token)
+_client = connect
 
 
 def _show(info) -> None:
-    best = info.best["values"] if info.best else None
-    nxt = info.next_fire_at.isoformat(timespec="seconds") if info.next_fire_at else "–"
+    """Two lines: id, name and status; then rounds, observations, best and the next fire."""
+    best = _values(info.best["values"]) if info.best else "none yet"
+    nxt = info.next_fire_at.isoformat(timespec="minutes") if info.next_fire_at else "–"
+    console.print(f"{info.id}  {info.name}  {info.status}", highlight=False)
     console.print(
-        f"{info.id}  {info.name}  {info.status}  rounds {len(info.history)}  "
-        f"observations {info.n_observations} (+{info.n_failed} failed, {info.n_pending} pending)"
-        f"  best {best}  next fire {nxt}",
+        f"  rounds {len(info.history)}, observations {info.n_observations} "
+        f"(+{info.n_failed} failed, {info.n_pending} pending), best {best}, next fire {nxt}",
         highlight=False,
     )
 
@@ -51,13 +51,7 @@ def create(
     token: Token = None,
 ) -> None:
     """Create a campaign from a spec file; prints its id."""
-    text = spec.read_text()
-    try:
-        body = tomllib.loads(text) if spec.suffix == ".toml" else json.loads(text)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ServiceError(
-            f"{spec}: not valid {spec.suffix.lstrip('.') or 'JSON'}: {exc}"
-        ) from None
+    body = _read_mapping(spec, "campaign spec")
     with _client(url, token) as client:
         for key in ("space", "objectives", "schedule"):
             if key not in body:
@@ -83,7 +77,7 @@ def show(campaign_id: CampaignId, url: Url = DEFAULT_URL, token: Token = None) -
         info = client.campaign(campaign_id).info
         _show(info)
         for h in info.history:
-            best = h["best"]["values"] if h["best"] else "–"
+            best = _values(h["best"]["values"]) if h["best"] else "–"
             console.print(f"  round {h['round']}: told {h['n_told']}, best {best}", highlight=False)
 
 
@@ -156,8 +150,11 @@ def report(
     token: Token = None,
 ) -> None:
     """Write the campaign's HTML report."""
+    output_file(out, "--out")
     with _client(url, token) as client:
-        client.campaign(campaign_id).report(out)
+        campaign = client.campaign(campaign_id)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        campaign.report(out)
         console.print(f"wrote {out}", highlight=False)
 
 
@@ -229,9 +226,11 @@ def run(
     from optimizer.closed_loop import DEFAULT_SPACE, resume_closed_loop, run_closed_loop
     from optimizer.virtual_lab import LabSettings
 
+    rounds_seen: list[dict] = []
     try:
         if lab != "virtual":
             raise InputError(f"--lab {lab!r}: only 'virtual' (the virtual lab) runs locally")
+        output_dir(out)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -250,13 +249,12 @@ def run(
                     bar.update(task, description=f"round {r}: {stage_names[event['stage']]}")
                     return
                 bar.update(task, completed=r)
+                rounds_seen.append(event)
                 best = event["best"]
-                best_text = (
-                    f"best {best['values']} (true {best['true']})" if best else "no best yet"
-                )
                 bar.console.print(
                     f"round {r}/{event['rounds']}: told {event['n_told']} "
-                    f"({event['n_failed']} failed); {best_text}",
+                    f"({event['n_failed']} failed); best "
+                    + (_values(best["values"], best.get("sd")) if best else "none yet"),
                     highlight=False,
                 )
 
@@ -285,23 +283,55 @@ def run(
                     campaign, rounds, batch, out_dir=out, method=method,
                     lab_settings=settings, seed=seed, progress=progress,
                 )  # fmt: skip
-        campaign = result.campaign
-        if len(campaign.objectives) == 1:
-            best = result.best()
-            if best is None:
-                console.print("no successful experiment", highlight=False)
-            else:
-                name = next(iter(campaign.objectives))
-                console.print(
-                    f"best recipe {best['id']}: {json.dumps(best['params'])}\n"
-                    f"  measured {name} = {best['values'][name]:.3f} ± {best['sd'][name]:.3f}"
-                    f", true {best['true'][name]:.3f} (log10 S/cm)",
-                    highlight=False,
-                )
-        else:
-            for h in campaign.pareto():
-                console.print(f"Pareto {h['id']}: {h['params']} {h['values']}", highlight=False)
-        console.print(f"wrote {result.campaign_path} and {result.report_path}", highlight=False)
+        _print_loop(result, rounds_seen)
     except SigmalabError as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False)
-        raise typer.Exit(2) from None
+        fail(str(err))
+
+
+def _number(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _values(values: dict, sd: dict | None = None) -> str:
+    """``sigma_ion -3.41 ± 0.05`` for each metric (log10 S/cm), 3 significant digits."""
+    sd = sd or {}
+    return ", ".join(
+        f"{k} {v:.3g}" + (f" ± {sd[k]:.2g}" if k in sd else "") for k, v in values.items()
+    )
+
+
+def _print_loop(result, rounds_seen: list[dict]) -> None:
+    """The closed loop's outcome as tables: rounds run, then the best recipe(s)."""
+    campaign = result.campaign
+    rounds = table("round", "told", "failed", "best so far (log10 S/cm)", "true", left=0)
+    for event in rounds_seen:
+        best = event["best"]
+        rounds.add_row(
+            str(event["round"]), str(event["n_told"]), str(event["n_failed"]),
+            _values(best["values"], best.get("sd")) if best else "–",
+            _values(best["true"]) if best else "–",
+        )  # fmt: skip
+    if rounds_seen:
+        console.print(rounds)
+    if len(campaign.objectives) == 1:
+        best = result.best()
+        if best is None:
+            console.print("no successful experiment", highlight=False)
+        else:
+            recipe = table("parameter", "value", title=f"best recipe {best['id']}")
+            for name, value in best["params"].items():
+                recipe.add_row(name, _number(value))
+            console.print(recipe)
+            console.print(
+                f"measured {_values(best['values'], best['sd'])}, true {_values(best['true'])} "
+                "(log10 S/cm)",
+                highlight=False,
+            )
+    else:
+        front = table("id", *campaign.objectives, "parameters", title="Pareto front")
+        for h in campaign.pareto():
+            params = ", ".join(f"{k} {_number(v)}" for k, v in h["params"].items())
+            front.add_row(h["id"], *(f"{h['values'][m]:.3g}" for m in campaign.objectives), params)
+        front.columns[-1].justify = "left"
+        console.print(front)
+    console.print(f"wrote {result.campaign_path} and {result.report_path}", highlight=False)

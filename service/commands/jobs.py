@@ -1,40 +1,45 @@
 """``sigmalab submit …`` and ``sigmalab jobs list|show|wait|cancel|logs|result``: the client CLI.
 
-Server and token come from ``--url``/``--token`` or ``SIGMALAB_URL``/``SIGMALAB_TOKEN``.
+Server and token come from ``--url``/``--token`` or ``SIGMALAB_URL``/``SIGMALAB_TOKEN``. A job
+is named by its full id or any unique prefix of it (e.g. the 8 characters of a progress bar).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from service.commands.output import connect, output_file, print_json, table
 
 app = typer.Typer(no_args_is_help=True, help="List, inspect, wait for and cancel jobs.")
-Url = Annotated[str, typer.Option(envvar="SIGMALAB_URL", help="server URL")]
+Url = Annotated[
+    str | None,
+    typer.Option(envvar="SIGMALAB_URL", help="server URL [default: http://127.0.0.1:8000]"),
+]
 Token = Annotated[str | None, typer.Option(envvar="SIGMALAB_TOKEN", help="API token")]
-JobId = Annotated[str, typer.Argument(help="job id")]
-DEFAULT_URL = "http://127.0.0.1:8000"
+JobId = Annotated[str, typer.Argument(help="job id, or a unique prefix of it")]
+Json = Annotated[bool, typer.Option("--json", help="print the job(s) as JSON")]
 console = Console()
+_client = connect  # url None: $SIGMALAB_URL or http://127.0.0.1:8000
 
 
-def _client(url: str, token: str | None):
-    from service.client import Client
-
-    return Client(url, token)
-
-
-def _show(info) -> None:
+def _state(info) -> str:
     p = info.progress
-    progress = f"{p.phase} {p.done}/{p.total}" if p and p.total else (info.phase or "")
-    console.print(
-        f"{info.id}  {info.kind}  {info.status}  attempt {info.attempt}/{info.max_attempts}  "
-        f"{progress}",
-        highlight=False,
-    )
+    if info.done or not (p and p.total):
+        state = info.status if info.done or not info.phase else f"{info.status} {info.phase}"
+    else:
+        state = f"{info.status} {p.phase or ''} {p.done}/{p.total}".replace("  ", " ")
+    return state + (f" (attempt {info.attempt}/{info.max_attempts})" if info.attempt > 1 else "")
+
+
+def _show(info, as_json: bool = False) -> None:
+    if as_json:
+        print_json(info.model_dump(mode="json"))
+        return
+    console.print(f"{info.id}  {info.kind}  {_state(info)}", highlight=False)
     if info.error_type:
         console.print(f"  {info.error_type}: {info.error_message}", highlight=False)
 
@@ -53,10 +58,13 @@ def submit(
     tune: Annotated[int, typer.Option(help="tuning steps (fit)")] = 1000,
     seed: Annotated[int | None, typer.Option(help="random seed")] = None,
     wait: Annotated[bool, typer.Option(help="wait and show progress")] = False,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
+    as_json: Json = False,
 ) -> None:
     """Submit a job: a fit (FILE --circuit), a study (FOLDER or --dataset) or a proposal (--q)."""
+    if target is not None and not target.exists():
+        raise typer.BadParameter(f"{target}: no such file or folder", param_hint="TARGET")
     with _client(url, token) as client:
         if q is not None:
             if target is None:
@@ -72,72 +80,91 @@ def submit(
             )
         else:
             raise typer.BadParameter("give a file, a folder, --dataset or a campaign with --q")
-        console.print(f"submitted {job.info.kind} job {job.id}", highlight=False)
+        if not as_json:
+            console.print(f"submitted {job.info.kind} job {job.id}", highlight=False)
         if wait:
-            _show(job.wait())
+            job.wait(progress=not as_json)
+        if wait or as_json:
+            _show(job.info, as_json)
 
 
 @app.command("list")
 def list_jobs(
     status: Annotated[list[str] | None, typer.Option(help="filter by status")] = None,
     kind: Annotated[str | None, typer.Option(help="filter by kind")] = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
+    as_json: Json = False,
 ) -> None:
-    """All your jobs, newest first."""
-    table = Table("id", "kind", "status", "attempt", "phase", "created")
+    """All your jobs, newest first (full ids; any unique prefix names a job)."""
     with _client(url, token) as client:
-        for job in client.jobs(status=status, kind=kind):
-            i = job.info
-            table.add_row(i.id, i.kind, i.status, str(i.attempt), i.phase or "",
-                          i.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # fmt: skip
-    console.print(table)
+        infos = [job.info for job in client.jobs(status=status, kind=kind)]
+    if as_json:
+        print_json([i.model_dump(mode="json") for i in infos])
+        return
+    listing = table("id", "kind", "status", "created (UTC)", left=3)
+    listing.columns[0].no_wrap = True
+    for i in infos:
+        listing.add_row(i.id, i.kind, _state(i), i.created_at.strftime("%m-%d %H:%M"))
+    console.print(listing)
 
 
 @app.command()
-def show(job_id: JobId, url: Url = DEFAULT_URL, token: Token = None) -> None:
+def show(job_id: JobId, url: Url = None, token: Token = None) -> None:
     """A job's state as JSON."""
     with _client(url, token) as client:
-        console.print_json(client.job(job_id).info.model_dump_json())
+        print_json(client.job(job_id).info.model_dump(mode="json"))
 
 
 @app.command("wait")
 def wait_job(
     job_id: JobId,
     timeout: Annotated[float | None, typer.Option(help="give up after this many s")] = None,
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
+    as_json: Json = False,
 ) -> None:
     """Wait for a job with a progress bar; exit code 2 if it fails or is cancelled."""
     with _client(url, token) as client:
-        _show(client.job(job_id).wait(timeout=timeout))
+        _show(client.job(job_id).wait(timeout=timeout, progress=not as_json).info, as_json)
 
 
 @app.command()
-def cancel(job_id: JobId, url: Url = DEFAULT_URL, token: Token = None) -> None:
+def cancel(job_id: JobId, url: Url = None, token: Token = None, as_json: Json = False) -> None:
     """Ask a job to stop."""
     with _client(url, token) as client:
-        _show(client.job(job_id).cancel())
+        _show(client.job(job_id).cancel(), as_json)
 
 
 @app.command()
-def logs(job_id: JobId, url: Url = DEFAULT_URL, token: Token = None) -> None:
+def logs(
+    job_id: JobId,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing new lines until the job ends")
+    ] = False,
+    url: Url = None,
+    token: Token = None,
+) -> None:
     """A job's log."""
     with _client(url, token) as client:
-        console.print(client.job(job_id).logs(), end="", highlight=False, markup=False)
+        job = client.job(job_id)
+        for text in job.follow_logs() if follow else [job.logs()]:
+            console.print(text, end="", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
 def result(
     job_id: JobId,
     out: Annotated[Path, typer.Option(help="where to write the result file")],
-    url: Url = DEFAULT_URL,
+    url: Url = None,
     token: Token = None,
 ) -> None:
     """Download a job's result (SHA-256 checked) and print its summary."""
+    output_file(out)
     with _client(url, token) as client:
         job = client.job(job_id)
+        out.parent.mkdir(parents=True, exist_ok=True)
         job.result(path=out)
         console.print(f"wrote {out}", highlight=False)
         if job.info.kind != "propose":
-            console.print_json(json.dumps(job.summary()))
+            print_json(job.summary())

@@ -13,6 +13,7 @@ from rich.text import Text
 from inference.errors import SigmalabError
 from optimizer.virtual_lab import simulate_preset, simulate_recipes_file
 from optimizer.virtual_lab.presets import PRESETS
+from service.commands.output import fail, output_dir
 
 app = typer.Typer(no_args_is_help=True, help="Virtual lab: simulated studies for demos and tests.")
 
@@ -35,18 +36,17 @@ def simulate(
     Examples: ``sigmalab lab simulate --preset emley2023 --out datasets/emley2023`` or
     ``sigmalab lab simulate --recipes recipes.toml --out runs/scan1 --seed 3``.
     """
-    console, errors = Console(), Console(stderr=True, soft_wrap=True)
+    console = Console()
     if (preset is None) == (recipes is None):
-        errors.print(Text("error: give exactly one of --preset or --recipes", style="red"))
-        raise typer.Exit(code=2)
+        fail("give exactly one of --preset or --recipes")
     try:
+        output_dir(out)
         if preset is not None:
             result = simulate_preset(preset, out, seed=seed)
         else:
             result = simulate_recipes_file(recipes, out, seed=seed)
     except SigmalabError as err:
-        errors.print(Text(f"error: {err}", style="red"))
-        raise typer.Exit(code=2) from None
+        fail(str(err))
     table = Table(title=f"simulated study → {result.out_dir}")
     for column in ("recipe", "cells made", "cells failed", "reason"):
         table.add_column(column)

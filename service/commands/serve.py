@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from service.commands.output import require_service
 from service.config import Settings
 
 
@@ -21,9 +22,22 @@ def serve(
     ray_auth_mode: Annotated[str, typer.Option(help="RAY_AUTH_MODE: token or disabled")] = "token",
     num_cpus: Annotated[int | None, typer.Option(help="CPUs of the embedded Ray")] = None,
     max_attempts: Annotated[int, typer.Option(help="attempts per job (retries + 1)")] = 3,
+    min_free_mb: Annotated[
+        float, typer.Option(help="refuse uploads and results below this much free disk (MiB)")
+    ] = 256.0,
+    artifact_ttl_days: Annotated[
+        float, typer.Option(help="remove results this long after their job finished")
+    ] = 30.0,
+    default_timeout_hours: Annotated[
+        float, typer.Option(help="timeout of jobs that name none")
+    ] = 24.0,
+    min_cron_interval: Annotated[
+        float, typer.Option(help="campaign cron schedules fire at most this often (s)")
+    ] = 60.0,
     log_level: Annotated[str, typer.Option(help="uvicorn/server log level")] = "info",
 ) -> None:
     """Run the job service until interrupted (Ctrl-C)."""
+    require_service("sigmalab serve")
     from service.server import serve as run_server
 
     settings = Settings(
@@ -33,5 +47,9 @@ def serve(
         ray_auth_mode=ray_auth_mode,
         ray_num_cpus=num_cpus,
         max_attempts=max_attempts,
+        min_free_bytes=int(min_free_mb * 2**20),
+        artifact_ttl_s=artifact_ttl_days * 86400,
+        default_timeout_s=default_timeout_hours * 3600,
+        min_cron_interval_s=min_cron_interval,
     )
     run_server(settings, host, port, log_level)

@@ -9,12 +9,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from service.commands.output import require_service
+
 app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API tokens.")
 DataDir = Annotated[Path, typer.Option("--data-dir", help="the server's data directory")]
 Db = Annotated[str | None, typer.Option(help="SQLAlchemy URL (default: SQLite in data dir)")]
 
 
 def _store(data_dir: Path, db: str | None):
+    require_service("sigmalab token")
     from service.api import open_manager
     from service.config import Settings
 
@@ -27,13 +30,18 @@ def create(
     data_dir: DataDir,
     scope: Annotated[str, typer.Option(help="read, submit or admin")] = "submit",
     max_active_jobs: Annotated[int, typer.Option(help="unfinished jobs allowed at once")] = 50,
+    max_active_campaigns: Annotated[
+        int, typer.Option(help="active campaigns allowed at once")
+    ] = 10,
     db: Db = None,
 ) -> None:
     """Create a token; it is printed once, as the last word of the output."""
     from service.auth import create_token
 
     try:
-        token_id, token = create_token(_store(data_dir, db), name, scope, max_active_jobs)
+        token_id, token = create_token(
+            _store(data_dir, db), name, scope, max_active_jobs, max_active_campaigns
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     Console().print(f"token {token_id} for {name} (scope {scope}): {token}", highlight=False)

@@ -2,7 +2,8 @@
 
 Everything here is a pure function of its arguments (times are Unix seconds, UTC), so the
 scheduler loop (:mod:`service.scheduler`) stays a thin shell and the policies can be tested
-without a server.
+without a server. Every invalid value raises :class:`~service.errors.CampaignInvalid` naming
+its field (``schedule.cron``, ``overlap``…).
 
 Schedules
     ``{"cron": "*/20 * * * * *", "timezone": "Europe/Berlin"}``
@@ -42,7 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-from inference.errors import InputError
+from service.errors import CampaignInvalid
 
 OVERLAP_POLICIES = ("allow", "forbid", "replace")
 CATCH_UP_POLICIES = ("skip", "once", "all")
@@ -54,15 +55,6 @@ MAX_ENUMERATED = 1000
 
 RUN, MISSED = "run", "missed"
 START, SKIP, REPLACE, QUEUE = "start", "skip", "replace", "queue"
-
-
-class ScheduleError(InputError):
-    """A schedule or policy is invalid; ``field`` names it (``schedule.cron``, ``overlap``)."""
-
-    def __init__(self, field: str, problem: str):
-        self.field = field
-        self.problem = problem
-        super().__init__(f"{field}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -79,53 +71,78 @@ class Schedule:
         return {"measurements": self.measurements}
 
 
-def parse_schedule(spec) -> Schedule:
+def parse_schedule(spec, min_interval_s: float = 0.0) -> Schedule:
     """Check a schedule spec (see the module docstring).
+
+    Parameters
+    ----------
+    spec : the ``schedule`` value of a campaign spec.
+    min_interval_s : a cron schedule may not fire more often than this (s): a per-second
+        schedule would write 86 400 run rows a day.
 
     Raises
     ------
-    ScheduleError
+    CampaignInvalid
         Not a mapping, both or neither of ``cron``/``measurements``, an invalid cron
-        expression, an unknown time zone or a count below 1.
+        expression, fires closer than ``min_interval_s``, an unknown time zone or a count
+        below 1.
     """
     if not isinstance(spec, dict):
-        raise ScheduleError(
+        raise CampaignInvalid(
             "schedule", f"expected {{'cron': …}} or {{'measurements': N}}, got {spec!r}"
         )
     unknown = set(spec) - {"cron", "timezone", "measurements"}
     if unknown:
-        raise ScheduleError(
+        raise CampaignInvalid(
             f"schedule.{sorted(unknown)[0]}", "unknown key; expected cron, timezone or measurements"
         )
     if ("cron" in spec) == ("measurements" in spec):
-        raise ScheduleError("schedule", "give exactly one of 'cron' or 'measurements'")
+        raise CampaignInvalid("schedule", "give exactly one of 'cron' or 'measurements'")
     if "measurements" in spec:
         n = spec["measurements"]
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ScheduleError("schedule.measurements", f"expected an integer ≥ 1, got {n!r}")
+            raise CampaignInvalid("schedule.measurements", f"expected an integer ≥ 1, got {n!r}")
         if "timezone" in spec:
-            raise ScheduleError("schedule.timezone", "only a cron schedule takes a time zone")
+            raise CampaignInvalid("schedule.timezone", "only a cron schedule takes a time zone")
         return Schedule(measurements=n)
     expression, tz = spec["cron"], spec.get("timezone", "UTC")
     if not isinstance(expression, str) or len(expression.split()) not in (5, 6):
-        raise ScheduleError(
+        raise CampaignInvalid(
             "schedule.cron",
             f"expected 5 fields (min hour day month weekday) or 6 (… seconds), got {expression!r}",
         )
     if not croniter.is_valid(expression):
-        raise ScheduleError("schedule.cron", f"{expression!r} is not a valid cron expression")
+        raise CampaignInvalid("schedule.cron", f"{expression!r} is not a valid cron expression")
     if not isinstance(tz, str):
-        raise ScheduleError("schedule.timezone", f"expected an IANA time zone name, got {tz!r}")
+        raise CampaignInvalid("schedule.timezone", f"expected an IANA time zone name, got {tz!r}")
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ScheduleError("schedule.timezone", f"unknown time zone {tz!r}") from None
-    return Schedule(cron=" ".join(expression.split()), timezone=tz)
+        raise CampaignInvalid("schedule.timezone", f"unknown time zone {tz!r}") from None
+    schedule = Schedule(cron=" ".join(expression.split()), timezone=tz)
+    gap = min_gap_s(schedule)
+    if gap < min_interval_s:
+        raise CampaignInvalid(
+            "schedule.cron",
+            f"{expression!r} fires {gap:g} s apart; this server allows one fire per "
+            f"{min_interval_s:g} s at most",
+        )
+    return schedule
+
+
+def min_gap_s(schedule: Schedule, n: int = 200) -> float:
+    """The shortest time between two fires among the next ``n`` (s); five-field
+    expressions fire at most once a minute."""
+    if len(schedule.cron.split()) == 5:
+        return 60.0
+    it = croniter(schedule.cron, datetime.now(tz=ZoneInfo(schedule.timezone)))
+    fires = [it.get_next(float) for _ in range(n)]
+    return min(b - a for a, b in zip(fires, fires[1:], strict=False))
 
 
 def check_policy(field: str, value, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ScheduleError(field, f"expected one of {', '.join(allowed)}, got {value!r}")
+        raise CampaignInvalid(field, f"expected one of {', '.join(allowed)}, got {value!r}")
     return value
 
 

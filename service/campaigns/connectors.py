@@ -1,8 +1,8 @@
 """Lab connectors: what turns a campaign's pending proposals into measurement batches.
 
 A connector is named in the campaign spec (``"connector": {...}``) and polled by the
-scheduler on every tick; whatever it delivers goes through :func:`service.campaigns.ingest_batch`,
-the same checks an upload gets.
+scheduler on every tick; whatever it delivers goes through
+:func:`service.campaigns.ingest.ingest_batch`, the same checks an upload gets.
 
 ``{"kind": "virtual_lab", "delay_s": 5, "lab": {...}, "recipe": {...}, "seed": 0}``
     The virtual lab (:mod:`optimizer.virtual_lab`) "makes" each round's proposals ``delay_s``
@@ -28,32 +28,19 @@ import uuid
 from pathlib import Path
 
 from inference.errors import InputError
-from service.campaigns import (
-    SAFE_NAME,
-    CampaignConflict,
-    CampaignInvalid,
-    CampaignStore,
-    ingest_batch,
-)
+from service.campaigns.ingest import SAFE_NAME, ingest_batch
+from service.campaigns.store import CampaignStore
+from service.errors import CampaignConflict, CampaignInvalid, RequestInvalid
 
 KINDS = ("virtual_lab", "folder_watch")
 DEFAULT_BINDER_FOR_PROCESS = {"dry": "PTFE", "wet": "NBR"}
 READY, REJECTED = "READY", "REJECTED.txt"
 
 
-class ConnectorError(InputError):
-    """A connector spec is invalid; ``field`` names it (``connector.delay_s``)."""
-
-    def __init__(self, field: str, problem: str):
-        self.field = field
-        self.problem = problem
-        super().__init__(f"{field}: {problem}")
-
-
 def _number(spec: dict, key: str, default: float, low: float, high: float) -> float:
     value = spec.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConnectorError(
+        raise CampaignInvalid(
             f"connector.{key}", f"expected a number in [{low}, {high}], got {value!r}"
         )
     return float(value)
@@ -64,11 +51,11 @@ def parse_connector(spec, data_dir: Path) -> dict:
 
     Raises
     ------
-    ConnectorError
-        Unknown kind or key, a bad number, bad lab settings, a bad inbox name.
+    CampaignInvalid
+        ``connector.<key>``: unknown kind or key, a bad number, bad lab settings, a bad inbox name.
     """
     if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
-        raise ConnectorError("connector.kind", f"expected one of {', '.join(KINDS)}")
+        raise CampaignInvalid("connector.kind", f"expected one of {', '.join(KINDS)}")
     kind = spec["kind"]
     allowed = {
         "virtual_lab": {"kind", "delay_s", "lab", "recipe", "binder_for_process", "seed"},
@@ -76,11 +63,11 @@ def parse_connector(spec, data_dir: Path) -> dict:
     }[kind]
     unknown = sorted(set(spec) - allowed)
     if unknown:
-        raise ConnectorError(f"connector.{unknown[0]}", f"unknown key; expected {sorted(allowed)}")
+        raise CampaignInvalid(f"connector.{unknown[0]}", f"unknown key; expected {sorted(allowed)}")
     if kind == "folder_watch":
         inbox = spec.get("inbox")
         if not isinstance(inbox, str) or not SAFE_NAME.match(inbox) or set(inbox) == {"."}:
-            raise ConnectorError(
+            raise CampaignInvalid(
                 "connector.inbox", "a folder name (letters, digits, '_', '.', '-') under inboxes/"
             )
         (Path(data_dir) / "inboxes" / inbox).mkdir(parents=True, exist_ok=True)
@@ -89,17 +76,17 @@ def parse_connector(spec, data_dir: Path) -> dict:
 
     lab = spec.get("lab", {})
     if not isinstance(lab, dict):
-        raise ConnectorError("connector.lab", "expected a table of lab settings")
+        raise CampaignInvalid("connector.lab", "expected a table of lab settings")
     try:
         LabSettings.from_dict(lab)
     except InputError as exc:
-        raise ConnectorError("connector.lab", str(exc)) from None
+        raise CampaignInvalid("connector.lab", str(exc)) from None
     for key in ("recipe", "binder_for_process"):
         if not isinstance(spec.get(key, {}), dict):
-            raise ConnectorError(f"connector.{key}", "expected a table")
+            raise CampaignInvalid(f"connector.{key}", "expected a table")
     seed = spec.get("seed", 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConnectorError("connector.seed", f"expected an integer ≥ 0, got {seed!r}")
+        raise CampaignInvalid("connector.seed", f"expected an integer ≥ 0, got {seed!r}")
     return {
         "kind": kind,
         "delay_s": _number(spec, "delay_s", 5.0, 0.0, 7 * 86400),
@@ -181,9 +168,10 @@ def _folder_watch(cstore: CampaignStore, campaign: dict, inbox: Path) -> list[di
         staging = _staging(cstore, campaign["id"])
         study = staging / "study"
         try:
-            shutil.copytree(folder, study, ignore=shutil.ignore_patterns(READY))
+            # Links are copied as links: the manifest check refuses those leading out.
+            shutil.copytree(folder, study, symlinks=True, ignore=shutil.ignore_patterns(READY))
             delivered.append(ingest_batch(cstore, campaign, study, folder.name, "folder_watch"))
-        except (CampaignInvalid, CampaignConflict) as exc:
+        except (RequestInvalid, CampaignConflict) as exc:
             (folder / REJECTED).write_text(f"{exc}\n")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
