@@ -263,7 +263,7 @@ def run(quick: bool = False) -> dict:
     ]
     temperatures = ", ".join(f"{t:g}" for t in TEMPERATURES_C)
     notes = (
-        f"{n_studies} simulated studies (realistic virtual lab, LabSettings defaults; 2 random "
+        f"{n_studies} studies simulated by sigmalab's virtual lab (LabSettings defaults; 2 random "
         f"recipes, dry PTFE and wet NBR, binder 0.2-3 wt%, 250-500 MPa, carbon 1.5-5 wt%; "
         f"{CELLS} ion + {CELLS} electron cells per recipe at {temperatures} °C; "
         f"sigma_el/sigma_ion at 30 °C {min(ratios):.0f}-{max(ratios):.0f}), analysed by "
