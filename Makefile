@@ -3,10 +3,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Compile caches and scratch files live outside the repo and outside /tmp clutter.
+# Scratch files live outside the repo and outside /tmp clutter. The compile caches (PyTensor,
+# JAX, traced samplers) are set up by the package itself, in $(CACHE) (inference/caches.py).
 CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/sigmalab
-export PYTENSOR_FLAGS := base_compiledir=$(CACHE)/pytensor
-export JAX_COMPILATION_CACHE_DIR := $(CACHE)/jax
 export TMPDIR := $(CACHE)/tmp
 export MPLBACKEND := Agg
 export RAY_USAGE_STATS_ENABLED := 0

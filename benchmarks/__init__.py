@@ -12,6 +12,7 @@ SUITES = [
     "eis_fit",
     "coverage",
     "study",
+    "speed",
     "calibration",
     "misspecification",
     "optimizer",

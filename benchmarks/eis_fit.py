@@ -143,8 +143,11 @@ def nuts_rows(cases: list[dict], rows: list[dict]) -> dict:
 
     blackjax NUTS, 2 chains x 1000 draws after 1000 tuning steps, started from our lsq fit
     (not timed here). The first spectrum pays the compile, with JAX's persistent compilation
-    cache off so that "cold" means cold; the others reuse the compiled sampler.
+    cache and sigmalab's sampler store off so that "cold" means cold (tracing and compiling);
+    the others reuse the compiled sampler.
     """
+    import os
+
     import jax
 
     from inference.fit import fit_spectrum
@@ -154,6 +157,8 @@ def nuts_rows(cases: list[dict], rows: list[dict]) -> dict:
     starts = [fit_lsq(case["dataset"], CIRCUIT) for case in cases]
     clear_cache()
     jax.config.update("jax_enable_compilation_cache", False)
+    store = os.environ.get("SIGMALAB_CACHE_DIR")
+    os.environ["SIGMALAB_CACHE_DIR"] = "off"  # read by inference.sampler_store on each use
     try:
         times = []
         for case, start, row in zip(cases, starts, rows, strict=True):
@@ -171,6 +176,10 @@ def nuts_rows(cases: list[dict], rows: list[dict]) -> dict:
             }
     finally:
         jax.config.update("jax_enable_compilation_cache", True)
+        if store is None:
+            os.environ.pop("SIGMALAB_CACHE_DIR")
+        else:
+            os.environ["SIGMALAB_CACHE_DIR"] = store
     warm = float(np.median(times[1:])) if len(times) > 1 else float("nan")
     return {"cold_s": times[0], "compile_s": times[0] - warm, "warm_s": warm}
 

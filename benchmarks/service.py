@@ -39,7 +39,7 @@ def _spectrum_file(folder: Path) -> Path:
     return path
 
 
-def _start_service(data_dir: Path):
+def _start_service(data_dir: Path, num_cpus: int = 2):
     import socket
 
     import uvicorn
@@ -50,7 +50,7 @@ def _start_service(data_dir: Path):
     from service.config import Settings
     from service.dispatcher import Dispatcher
 
-    settings = Settings(data_dir=data_dir, ray_num_cpus=2, poll_s=0.05)
+    settings = Settings(data_dir=data_dir, ray_num_cpus=num_cpus, poll_s=0.05)
     ray_cluster.connect(settings)
     manager = open_manager(settings)
     dispatcher = Dispatcher(settings, manager.store, manager.artifacts).start()

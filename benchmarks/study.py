@@ -1,18 +1,27 @@
 """Benchmark suite ``study``: whole-study analysis time and interval coverage.
 
 1. The bundled study (datasets/emley2023, 54 EIS spectra + 54 DC records): ``analyze_study``
-   cold (first call in a fresh process: compilation included) and warm (second call), for
-   stage-1 ``nuts`` (default) and ``lsq``; next to impedance.py's CNLS fit of the same 54
-   spectra in a loop (``CustomCircuit.fit`` started from sigmalab's data-driven guess, computed
-   outside the timed loop), measured in the same run.
+   cold (first call in a new process, which loads the samplers from the machine's cache) and
+   warm (second call in that process), for stage-1 ``nuts`` with ``workers=1`` and ``2`` and
+   ``lsq``, with the diagnostics of each; once more with empty caches (every sampler traced
+   and compiled); next to impedance.py's CNLS fit of the same 54 spectra in a loop
+   (``CustomCircuit.fit`` started from sigmalab's data-driven guess, computed outside the
+   timed loop), measured in the same run.
+   The same study as a service job (HTTP, SQLite, embedded Ray of 1 and of 2 CPUs; its fits
+   fan out as Ray tasks), server time from creation to finish of the second job.
 2. Coverage: simulated studies with different true values (random binder type, wt % and
    process per recipe; 2 recipes × 3 ion + 3 electron cells × 4 temperatures; stage 1 ``lsq``
    to keep the run short), fraction of 90 % intervals of σ(30 °C) and Ea that contain the truth.
+
+``SIGMALAB_BENCH_PARTS`` (comma-separated among ``bundled``, ``service``, ``coverage``) runs a
+subset, whose files are then named after it (``study_bundled_service.json``…).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -57,8 +66,66 @@ def _timed(fn):
     return out, time.perf_counter() - started
 
 
+#: One configuration of the bundled-study timing, run in a new process: two analyses (the
+#: first pays start-up and whatever compiling the caches do not spare, the second is warm);
+#: "prime" runs one analysis only, to fill the caches for the current code.
+STUDY_RUN = r"""
+import json, sys, time
+from inference.analysis import analyze_study
+method, workers = sys.argv[2], int(sys.argv[3])
+out = {}
+phases = (("cold", 0),) if sys.argv[4:] == ["prime"] else (("cold", 0), ("warm", 1))
+for phase, seed in phases:
+    started = time.perf_counter()
+    result = analyze_study(sys.argv[1], method=method, seed=seed, workers=workers)
+    rec = result.records[result.records["kind"] == "ionic"]
+    out[phase] = {"wall_s": time.perf_counter() - started, "timing": result.timing_s,
+                  "diagnostics": result.diagnostics(),
+                  "fit_rhat_above_1.01": int((rec["max_rhat"] > 1.01).sum()),
+                  "fit_median_ess": float(rec["min_ess_bulk"].median())}
+print(json.dumps(out, default=float))
+"""
+
+
+def _study_run(method: str, workers: int, *extra: str, **env) -> dict:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", STUDY_RUN, str(BUNDLED), method, str(workers), *extra],
+        cwd=REPO,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"analyze_study {method} workers={workers}: {done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _say(rows: list[dict]) -> None:
+    """Rows as they are measured, on stderr (the table comes at the end of a long run)."""
+    for row in rows:
+        print(f"  {row['measure']}: {row['value']:.4g} {row['unit']}  {row['detail']}",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+
+def _diagnostic_row(label: str, run: dict) -> dict:
+    d = run["diagnostics"]
+    f = d["fits"]
+    return {
+        "measure": f"diagnostics ({label})",
+        "value": d["max_rhat"],
+        "unit": "r̂",
+        "detail": f"Arrhenius max r̂ {d['max_rhat']:.4f}, min ESS {d['min_ess_bulk']:.0f}, "
+        f"divergences {d['divergences']}; stage-1 fits: max r̂ {f['max_rhat']:.3f}, "
+        f"{run['fit_rhat_above_1.01']} above 1.01, min ESS {f['min_ess_bulk']:.0f} (median "
+        f"{run['fit_median_ess']:.0f}), divergences {f['divergences']}, records left out "
+        f"{len(d['failed'])}",
+    }
+
+
 def _bundled_rows(quick: bool) -> list[dict]:
-    from inference.analysis import analyze_study
     from inference.study import load_study
 
     study = load_study(BUNDLED)
@@ -73,46 +140,81 @@ def _bundled_rows(quick: bool) -> list[dict]:
             "detail": f"{n} spectra, CustomCircuit.fit",
         }
     )
-    for method in ("lsq",) if quick else ("nuts", "lsq"):
-        result, cold = _timed(lambda m=method: analyze_study(study, method=m, seed=0))
-        result, warm = _timed(lambda m=method: analyze_study(study, method=m, seed=1))
-        t = result.timing_s
+    _say(rows)
+    configs = [("lsq", 1), ("lsq", 2)] if quick else [("nuts", 1), ("nuts", 2), ("lsq", 2)]
+    # Cold means a new process, not new code: the caches are filled for this code first.
+    _study_run(configs[0][0], 2, "prime")
+    for method, workers in configs:
+        run = _study_run(method, workers)
+        cold, warm = run["cold"]["wall_s"], run["warm"]["wall_s"]
+        t = run["warm"]["timing"]
         detail = ", ".join(f"{k} {v:.1f} s" for k, v in t.items() if k not in ("total", "load"))
+        label = f"{method}, workers={workers}"
+        rows += [
+            {"measure": f"analyze_study {label} cold", "value": cold, "unit": "s",
+             "detail": f"first call in a new process; {cold / warm:.2f}× warm (goal ≤ 1.5)"},
+            {"measure": f"analyze_study {label} warm", "value": warm, "unit": "s",
+             "detail": detail},
+            {"measure": f"warm / CNLS loop ({label})", "value": warm / cnls, "unit": "×",
+             "detail": "goal ≤ 0.5 (moonshot 0.25) for nuts"},
+            _diagnostic_row(label, run["warm"]),
+        ]  # fmt: skip
+        _say(rows[-4:])
+    if not quick:
+        with tempfile.TemporaryDirectory() as empty:
+            first = _study_run("nuts", 2, "prime", SIGMALAB_CACHE_DIR=empty)["cold"]["wall_s"]
         rows.append(
             {
-                "measure": f"analyze_study {method} cold",
-                "value": cold,
+                "measure": "analyze_study nuts, workers=2, first ever (empty caches)",
+                "value": first,
                 "unit": "s",
-                "detail": "first call in the process (compilation included)",
+                "detail": "new process, SIGMALAB_CACHE_DIR empty: every sampler traced and "
+                "compiled once (the workers wait for each other's, see sampler_store)",
             }
         )
-        rows.append(
-            {
-                "measure": f"analyze_study {method} warm",
-                "value": warm,
-                "unit": "s",
-                "detail": detail,
-            }
-        )
-        rows.append(
-            {
-                "measure": f"warm / CNLS loop ({method})",
-                "value": warm / cnls,
-                "unit": "×",
-                "detail": "goal ≤ 3",
-            }
-        )
-        d = result.diagnostics()
-        rows.append(
-            {
-                "measure": f"Arrhenius max r̂ / min ESS ({method})",
-                "value": d["max_rhat"],
-                "unit": "",
-                "detail": f"min ESS bulk {d['min_ess_bulk']:.0f}, divergences "
-                f"{d['divergences']}, records left out {len(d['failed'])}",
-            }
-        )
+        _say(rows[-1:])
     return rows
+
+
+def _service_rows(quick: bool) -> list[dict]:
+    """The bundled study as a service job on an embedded Ray of 1 and of 2 CPUs."""
+    import shutil
+
+    import ray
+
+    from benchmarks.service import _start_service
+    from service.client import Client
+
+    method = "lsq" if quick else "nuts"
+    times = {}
+    for cpus in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "service"
+            (data / "datasets").mkdir(parents=True)
+            shutil.copytree(BUNDLED, data / "datasets" / BUNDLED.name)
+            url, token, server, dispatcher = _start_service(data, num_cpus=cpus)
+            try:
+                with Client(url, token) as client:
+                    runs = []
+                    for seed in (0, 1):  # the first job starts the Ray workers
+                        job = client.submit_study(dataset=BUNDLED.name, method=method, seed=seed)
+                        info = job.wait(timeout=3600, progress=False).info
+                        runs.append((info.finished_at - info.created_at).total_seconds())
+                    times[cpus] = runs
+                    print(f"  study job on {cpus} Ray CPU(s): {runs}", file=sys.stderr, flush=True)
+            finally:
+                server.should_exit = True
+                dispatcher.stop()
+                ray.shutdown()
+    one, two = times[1][1], times[2][1]
+    return [
+        {"measure": f"study job ({method}) on Ray, 1 CPU", "value": one, "unit": "s",
+         "detail": f"server created→finished, second job (first: {times[1][0]:.1f} s)"},
+        {"measure": f"study job ({method}) on Ray, 2 CPUs", "value": two, "unit": "s",
+         "detail": f"second job (first: {times[2][0]:.1f} s)"},
+        {"measure": "study job: 2 CPUs / 1 CPU", "value": two / one, "unit": "×",
+         "detail": "goal ≤ 0.6"},
+    ]  # fmt: skip
 
 
 def _random_recipes(rng) -> dict:
@@ -181,19 +283,37 @@ def _coverage_rows(n_studies: int) -> list[dict]:
     return rows
 
 
+PARTS = ("bundled", "service", "coverage")
+
+
 def run(quick: bool = False) -> dict:
     """Run the suite (``quick``: lsq only on the bundled study, 5 coverage studies)."""
-    rows = _bundled_rows(quick) + _coverage_rows(5 if quick else 20)
+    chosen = os.environ.get("SIGMALAB_BENCH_PARTS", "")
+    parts = [p for p in chosen.split(",") if p] or list(PARTS)
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"SIGMALAB_BENCH_PARTS: unknown {sorted(unknown)}; expected {PARTS}")
+    rows = []
+    if "bundled" in parts:
+        rows += _bundled_rows(quick)
+    if "service" in parts:
+        rows += _service_rows(quick)
+    if "coverage" in parts:
+        rows += _coverage_rows(5 if quick else 20)
+    suffix = "" if set(parts) == set(PARTS) else "_" + "_".join(p for p in PARTS if p in parts)
     return {
-        "name": "study",
+        "name": f"study{suffix}",
         "title": "Study analysis: time on the bundled study and interval coverage",
         "columns": ["measure", "value", "unit", "detail"],
         "rows": rows,
         "notes": (
             "Bundled study: datasets/emley2023 (54 EIS spectra, 54 DC records); cold = first "
-            "analyze_study call in the process, warm = second call (compiled samplers cached). "
-            "Baseline: impedance.py CustomCircuit.fit over the same 54 spectra, same run, same "
-            "machine. Coverage: simulated studies with random recipes (binder, wt %, process), "
+            "analyze_study call in a new process (samplers loaded from the machine's cache, "
+            "worker processes started), warm = second call; 'first ever' = cold with empty "
+            "caches. workers = stage-1 worker processes (inference.workers). Study job: the "
+            "service over HTTP with an embedded Ray of 1 or 2 CPUs. Baseline: impedance.py "
+            "CustomCircuit.fit over the same 54 spectra, same run, same machine. "
+            "Coverage: simulated studies with random recipes (binder, wt %, process), "
             "truth from truth.json; σ at 30 °C and Ea per recipe and kind."
         ),
     }

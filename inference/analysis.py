@@ -6,9 +6,12 @@
 >>> result.compare("dry_PTFE", "wet_NBR", kind="ionic")             # doctest: +SKIP
 >>> result.write("out/emley2023")      # result.nc, summary.json, report.html  # doctest: +SKIP
 
-Stage 1 (per record): an ion cell's spectrum is fitted with the study's circuit
-(:func:`inference.fit.fit_spectra`, batched so that one compiled sampler serves every spectrum of
-the same structure); an electron cell's DC record with :func:`inference.dc.fit_dc`. Each gives
+Stage 1 (per record, :func:`fit_records`): an ion cell's spectrum is fitted with the study's
+circuit (:func:`inference.fit.fit_spectra`; one compiled sampler serves every spectrum of the
+same structure); an electron cell's DC record with :func:`inference.dc.fit_dc`. The records are
+cut into batches run by worker processes (``workers=``, default the available cores; or any
+executor, e.g. Ray in the service, see :mod:`inference.workers`); every record has its own seed,
+so the result does not depend on how many workers ran it. Each gives
 draws of σ = L/(R·A) at the *reported* geometry, summarised as the mean and sd of log10 σ (the
 fit's own uncertainty); the geometry's uncertainty is kept apart, per cell, because it moves all
 temperatures of a cell together (see :mod:`inference.arrhenius`).
@@ -16,7 +19,8 @@ temperatures of a cell together (see :mod:`inference.arrhenius`).
 A record whose file or fit fails is listed in :attr:`StudyResult.failures` with the reason and
 left out of stage 2; a spectrum that fails its Kramers–Kronig check is flagged and kept.
 
-Stage 2: :func:`inference.arrhenius.fit_arrhenius` per kind (``ionic``, ``electronic``), or with
+Stage 2: :func:`inference.arrhenius.fit_arrhenius` per kind (``ionic``, ``electronic``; the two
+layers run side by side on the workers), or with
 ``joint=True`` the ionic layer is fitted together with every ion spectrum
 (:func:`inference.arrhenius.fit_joint_arrhenius`; slow, see there).
 """
@@ -671,54 +675,103 @@ def _report_progress(progress, stage, i, total, rid, event=None):
         progress({"stage": stage, "done": i, "total": total, "id": rid, **(event or {})})
 
 
-def _fit_ion_spectra(spectra, circuit, resistance, options, progress, rows, fits, curves):
-    """Stage 1 for ion cells, one spectrum at a time.
+STAGE_OF_KIND = {"ionic": "ionic fits", "electronic": "electronic fits"}
 
-    :mod:`inference.samplers` keeps one compiled sampler per model structure, so fitting the
-    spectra one by one costs no extra compilation and lets a failure stay with its spectrum.
+
+def fit_records(
+    batch, circuit: str, resistance: str, options: dict, contact=None, should_stop=None
+) -> list:
+    """Stage 1 of a batch of records, the unit of work of :mod:`inference.workers`.
+
+    Parameters
+    ----------
+    batch : ``(kind, record, seed)`` triples: kind ``"ionic"`` (a spectrum, fitted with
+        ``circuit``) or ``"electronic"`` (a DC record).
+    circuit, resistance : the ion cells' circuit string and composite resistance parameter.
+    options : stage-1 settings (``method``, ``draws``, ``tune``, ``chains``).
+    contact : ``contact_ohm``, ``contact_sd_ohm`` of the DC set-up (:func:`dc_contact`),
+        subtracted from each electron cell's resistance; none when omitted.
+    should_stop : polled inside each fit (only when run in this process).
+
+    Returns
+    -------
+    One ``(row, thinned posterior or None, Nyquist curves or None)`` per record. A record whose
+    fit fails gets ``status="failed"`` and the reason; :class:`FitCancelled` propagates.
     """
+    from inference.circuits import parse_circuit
+    from inference.dc import fit_dc
     from inference.fit import fit_spectra
 
-    stage = "ionic fits"
-    for i, ds in enumerate(spectra):
-        rid = record_id(ds)
-        row = _base_row(ds, rid)
-        _report_progress(progress, stage, i, len(spectra), rid)
+    c = parse_circuit(circuit)
+    dc_options = {k: v for k, v in options.items() if k != "method"}
+    out = []
+    for kind, ds, seed in batch:
+        row = _base_row(ds, record_id(ds))
+        post = curve = None
         try:
-            (fit,) = fit_spectra([ds], circuit, **{**options, "seed": options["seed"] + i})
-            _summarise_sigma(row, ds, fit, resistance=resistance)
-            post = _thin(fit.posterior[[*circuit.param_names, "sigma_rel"]])
-            fits[rid] = post
-            curves[rid] = _nyquist_curves(ds, circuit, post)
+            if kind == "ionic":
+                (fit,) = fit_spectra([ds], c, **options, seed=seed, should_stop=should_stop)
+                _summarise_sigma(row, ds, fit, resistance=resistance)
+                post = _thin(fit.posterior[[*c.param_names, "sigma_rel"]])
+                curve = _nyquist_curves(ds, c, post)
+            else:
+                fit = fit_dc(ds, **dc_options, seed=seed, should_stop=should_stop)
+                _summarise_sigma(row, ds, fit, **(contact or {}))
+                post = _thin(fit.posterior)
+                curve = _dc_curves(ds, fit)
         except FitCancelled:
             raise
         except Exception as err:  # noqa: BLE001 — one bad record must not sink the study
             row.update(status="failed", reason=failure_reason(err))
-        rows.append(row)
-    _report_progress(progress, stage, len(spectra), len(spectra), "")
+        out.append((row, post, curve))
+    return out
 
 
-def _fit_dc_records(records, options, progress, rows, fits, curves, contact=None):
-    """Stage 1 for electron cells: one DC fit per record; ``contact`` (``contact_ohm``,
-    ``contact_sd_ohm``) is the set-up's series resistance, subtracted from each R."""
-    from inference.dc import fit_dc
+def _fit_stage1(
+    work, circuit, resistance, options, contact, executor, workers, progress, should_stop
+):
+    """Every record's stage-1 fit, in ``work``'s order: ``[(row, posterior, curves), …]``.
 
-    stage = "electronic fits"
-    for i, ds in enumerate(records):
-        rid = record_id(ds)
-        row = _base_row(ds, rid)
-        _report_progress(progress, stage, i, len(records), rid)
-        try:
-            fit = fit_dc(ds, **{**options, "seed": options["seed"] + i})
-            _summarise_sigma(row, ds, fit, **(contact or {}))
-            fits[rid] = _thin(fit.posterior)
-            curves[rid] = _dc_curves(ds, fit)
-        except FitCancelled:
-            raise
-        except Exception as err:  # noqa: BLE001 — one bad record must not sink the study
-            row.update(status="failed", reason=failure_reason(err))
-        rows.append(row)
-    _report_progress(progress, stage, len(records), len(records), "")
+    Spectra go first (they take longest), DC records fill in behind them.
+    """
+    from inference import workers as pool
+
+    work = sorted(work, key=lambda item: item[0] != "ionic")
+    parts = pool.batches(work, workers)
+    totals = {k: sum(item[0] == k for item in work) for k in STAGE_OF_KIND}
+    done = dict.fromkeys(STAGE_OF_KIND, 0)
+    for kind, total in totals.items():
+        if total:
+            _report_progress(progress, STAGE_OF_KIND[kind], 0, total, "")
+
+    def on_done(i, results):
+        for (kind, ds, _), _result in zip(parts[i], results, strict=True):
+            done[kind] += 1
+            _report_progress(progress, STAGE_OF_KIND[kind], done[kind], totals[kind], record_id(ds))
+
+    inline = executor is None
+    results = pool.run_batches(
+        fit_records,
+        parts,
+        circuit,
+        resistance,
+        options,
+        contact,
+        *((should_stop,) if inline else ()),
+        executor=executor,
+        on_done=on_done,
+        should_stop=should_stop,
+    )
+    return [r for batch in results for r in batch]
+
+
+def _fit_layers(batch) -> list:
+    """Two-stage Arrhenius layers ``(kind, data, options)`` → ``(tree, wall time s)``."""
+    out = []
+    for kind, data, options in batch:
+        started = time.perf_counter()
+        out.append((arr.fit_arrhenius(data, kind, **options), time.perf_counter() - started))
+    return out
 
 
 def arrhenius_data(records: pd.DataFrame, kind: str) -> arr.ArrheniusData | None:
@@ -801,6 +854,9 @@ def analyze_study(
     priors: dict | None = None,
     progress: ProgressFn | None = None,
     command: str = "",
+    workers: int | None = None,
+    executor=None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> StudyResult:
     """Analyse a study: stage-1 fits of every record, then the Arrhenius layer per kind.
 
@@ -821,13 +877,22 @@ def analyze_study(
         :data:`inference.arrhenius.DEFAULT_PRIORS`.
     progress : called with dicts ``{"stage", "done", "total", ...}`` as work proceeds.
     command : the command line, recorded in the result and report.
+    workers : processes for the stage-1 fits and the Arrhenius layers (default: the cores
+        this process may use; 1 runs everything here). The results do not depend on it: every
+        record has its own seed (``seed`` + its index among the records of its kind).
+    executor : a :class:`concurrent.futures.Executor` to run them instead (e.g. the service's
+        Ray executor); ``workers`` then only sets the batch size.
+    should_stop : polled while fits run; returning True raises :class:`FitCancelled`.
 
     Raises
     ------
     InputError
         Bad study folder / manifest, unknown method, bad circuit string; a single bad data file
         or failed fit does not raise but is listed in ``result.failures``.
+    FitCancelled
+        ``should_stop`` returned True; nothing is returned.
     """
+    from inference import workers as pool
     from inference.circuits import parse_circuit
     from inference.conductivity import composite_resistance_name
 
@@ -852,29 +917,30 @@ def analyze_study(
     if unknown:
         raise InputError(f"priors: unknown kind(s) {sorted(unknown)}; expected {arr.KINDS}")
 
-    rows: list[dict] = []
-    fits: dict[str, xr.Dataset] = {}
-    curves: dict[str, xr.Dataset] = {}
-    fit_options = {"draws": fit_draws, "tune": fit_tune, "chains": fit_chains, "seed": seed}
-    t0 = time.perf_counter()
+    workers = pool.default_workers() if workers is None else max(1, int(workers))
+    if executor is None and workers > 1:
+        executor = pool.local_executor(workers)
+    fit_options = {"draws": fit_draws, "tune": fit_tune, "chains": fit_chains}
     spectra = [ds for ds in study.spectra() if ds.attrs.get("cell_type") == "ion"]
-    if spectra:
-        _fit_ion_spectra(
-            spectra,
-            circuit_obj,
-            resistance,
-            {**fit_options, "method": method},
-            progress,
-            rows,
-            fits,
-            curves,
-        )
-    timing["fits_ionic"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     dc = [ds for ds in study.dc_records() if ds.attrs.get("cell_type") == "electron"]
-    if dc:
-        _fit_dc_records(dc, fit_options, progress, rows, fits, curves, contact)
-    timing["fits_electronic"] = time.perf_counter() - t0
+    work = [("ionic", ds, seed + i) for i, ds in enumerate(spectra)]
+    work += [("electronic", ds, seed + i) for i, ds in enumerate(dc)]
+    t0 = time.perf_counter()
+    stage1 = _fit_stage1(
+        work,
+        circuit_obj.string,
+        resistance,
+        {**fit_options, "method": method},
+        contact,
+        executor,
+        workers,
+        progress,
+        should_stop,
+    )
+    timing["fits"] = time.perf_counter() - t0
+    rows = [row for row, _, _ in stage1]
+    fits = {row["id"]: post for row, post, _ in stage1 if post is not None}
+    curves = {row["id"]: curve for row, _, curve in stage1 if curve is not None}
     for skipped in study.unreadable:
         ds = xr.Dataset(attrs={**skipped, "manifest_path": skipped["file"]})
         rows.append(
@@ -882,38 +948,43 @@ def analyze_study(
         )
     records = pd.DataFrame(rows, columns=list(_base_row(xr.Dataset(), "").keys()))
 
-    trees: dict[str, xr.DataTree] = {}
+    layers = {}
     for kind in arr.KINDS:
         data = arrhenius_data(records, kind)
-        if data is None:
-            continue
+        if data is not None:
+            options = {"priors": priors.get(kind), "draws": draws, "tune": tune, "chains": chains}
+            layers[kind] = (data, {**options, "seed": seed})
+    for kind in layers:
         if progress is not None:
             progress({"stage": f"{kind} Arrhenius", "phase": "sampling", "done": 0, "total": 1})
+    trees: dict[str, xr.DataTree] = {}
+    if joint and "ionic" in layers:
         t0 = time.perf_counter()
-        options = {
-            "priors": priors.get(kind),
-            "draws": draws,
-            "tune": tune,
-            "chains": chains,
-            "seed": seed,
-        }
-        if joint and kind == "ionic":
-            trees[kind] = arr.fit_joint_arrhenius(
-                [ds for ds in spectra if record_id(ds) in set(data.source)],
-                circuit_obj,
-                resistance,
-                fits=fits,
-                **options,
-            )
-        else:
-            trees[kind] = arr.fit_arrhenius(data, kind, **options)
-        timing[f"arrhenius_{kind}"] = time.perf_counter() - t0
+        data, options = layers.pop("ionic")
+        trees["ionic"] = arr.fit_joint_arrhenius(
+            [ds for ds in spectra if record_id(ds) in set(data.source)],
+            circuit_obj,
+            resistance,
+            fits=fits,
+            **options,
+        )
+        timing["arrhenius_ionic"] = time.perf_counter() - t0
+    work = [[(kind, data, options)] for kind, (data, options) in layers.items()]
+    for [(tree, seconds)], kind in zip(
+        pool.run_batches(_fit_layers, work, executor=executor, should_stop=should_stop),
+        layers,
+        strict=True,
+    ):
+        trees[kind], timing[f"arrhenius_{kind}"] = tree, seconds
+    for kind in trees:
         if progress is not None:
             progress({"stage": f"{kind} Arrhenius", "phase": "done", "done": 1, "total": 1})
+    trees = {kind: trees[kind] for kind in arr.KINDS if kind in trees}
 
     timing["total"] = time.perf_counter() - started
     settings = {
         "kind": study.kind,
+        "workers": int(workers),
         "method": method,
         "joint": bool(joint),
         "seed": int(seed),

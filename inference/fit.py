@@ -2,15 +2,17 @@
 
 Each spectrum is first fitted by least squares (:func:`inference.lsq.fit_lsq`); NUTS then starts
 from that solution, the same point for every chain and without jitter (DESIGN.md § Inference).
-The sampler is compiled once per (circuit, number of points, chains, draws, tune, prior
-structure, likelihood) and kept in :mod:`inference.samplers`' cache, so a batch pays the compile
-once. Results are :class:`SpectrumFit` objects; ``method="lsq"`` gives the same object from the
+The sampler is compiled once per (circuit, length bucket of the spectrum, chains, draws, tune,
+prior structure, likelihood) and kept in :mod:`inference.samplers`' cache and on disk
+(:mod:`inference.sampler_store`), so a batch, and any later process, pays the compile once.
+Results are :class:`SpectrumFit` objects; ``method="lsq"`` gives the same object from the
 least-squares fit with Laplace draws (Gaussian on the fit's log/logit scale), labelled
 ``method="lsq"`` in its attrs.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -300,7 +302,7 @@ def fit_spectra(
     f_max_Hz: float | None = None,
     drop_inductive: bool = False,
 ) -> list[SpectrumFit]:
-    """Fit several spectra with one circuit; the sampler is compiled once per spectrum length.
+    """Fit several spectra with one circuit; one compiled sampler per length bucket serves all.
 
     Same parameters as :func:`fit_spectrum` (``lsq`` a list, one per spectrum; the window
     applies to every spectrum); spectrum ``i`` uses seed ``seed + i``. Progress events carry
@@ -403,10 +405,10 @@ def _nuts_fit(
     init = eis_model.initial_point(c, start.params, spectrum, priors)
     if not all(np.isfinite(v) for v in init.values()):
         raise ModelError(f"{_source(spectrum)}: the least-squares start is not finite ({init})")
-    key = eis_model.model_key(c, f.size, priors, likelihood, tuple(constants))
+    key = eis_model.model_key(c, priors, likelihood, tuple(constants))
     smp = get_sampler(
         key,
-        lambda: eis_model.build_model(c, f.size, priors, likelihood, tuple(constants)),
+        lambda: eis_model.build_model(c, priors, likelihood, constants=tuple(constants)),
         sampler=sampler,
         chains=chains,
         tune=tune,
@@ -610,7 +612,8 @@ def _warnings(fit: SpectrumFit) -> list[str]:
     return out
 
 
-def _versions() -> dict:
+@functools.cache
+def _package_versions() -> tuple:
     from importlib import metadata
 
     out = {}
@@ -619,7 +622,12 @@ def _versions() -> dict:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
-    return out
+    return tuple(out.items())
+
+
+def _versions() -> dict:
+    """Versions of sigmalab and the libraries a fit depends on (looked up once)."""
+    return dict(_package_versions())
 
 
 def input_hash(dataset: xr.Dataset) -> str:

@@ -8,9 +8,12 @@ Three back ends, chosen by ``sampler=``:
     (``pymc.sampling.jax.get_jaxified_graph``). Window adaptation and NUTS then run in
     ``jax.jit``-compiled functions with the chains ``vmap``-ped and the data, the initial point and
     the random keys as *arguments*, so one compilation serves every data set of the same shape.
-    Window adaptation uses a dense mass matrix (see :class:`BlackjaxSampler`). Sampling runs
-    in a few ``lax.scan`` chunks so that progress can be reported and a cancellation honoured
-    between them; four chunks cost no measurable time against one (0.50 vs 0.53 s warm).
+    Window adaptation uses a dense mass matrix seeded with the inverse Hessian at the starting
+    point (see :class:`BlackjaxSampler`). Sampling runs in a few ``lax.scan`` chunks so that
+    progress can be reported and a cancellation honoured between them; four chunks cost no
+    measurable time against one (0.50 vs 0.53 s warm). The traced functions are exported
+    (``jax.export``) and kept on disk (:mod:`inference.sampler_store`): a new process loads them
+    in milliseconds, builds no PyMC model, and takes the compiled code from JAX's cache.
 ``"pymc"``
     PyMC's own NUTS (``pm.sample``), the fallback that needs nothing beyond PyMC; ~10× slower.
 ``"nutpie"``
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from inference import sampler_store
 from inference.errors import FitCancelled, InputError, ModelError
 
 SAMPLERS = ("blackjax", "pymc", "nutpie")
@@ -94,8 +98,9 @@ class JaxModel:
 
     def __init__(self, model):
         import pytensor.tensor as pt
-        from pymc.sampling.jax import get_jaxified_graph
         from pytensor.graph.replace import graph_replace
+
+        get_jaxified_graph = _jaxified_graph_converter()
 
         self.model = model
         data = list(model.data_vars)
@@ -153,17 +158,44 @@ class JaxModel:
         return np.concatenate([np.ravel(np.asarray(o)) for o in out])
 
 
+def _jaxified_graph_converter():
+    """``pymc.sampling.jax.get_jaxified_graph``, imported without its side effect.
+
+    That module sets ``XLA_FLAGS=--xla_force_host_platform_device_count=100`` when first
+    imported; a process that imported it then compiled under other XLA options than one that
+    did not (it loaded a stored sampler), so neither found the other's entries in JAX's
+    persistent cache. The variable is put back as it was.
+    """
+    import os
+
+    before = os.environ.get("XLA_FLAGS")
+    from pymc.sampling.jax import get_jaxified_graph
+
+    if before is None:
+        os.environ.pop("XLA_FLAGS", None)
+    else:
+        os.environ["XLA_FLAGS"] = before
+    return get_jaxified_graph
+
+
 # --------------------------------------------------------------------------------------------
 # blackjax
 # --------------------------------------------------------------------------------------------
 
 
 class BlackjaxSampler:
-    """Window adaptation + NUTS in JAX for one model structure, compiled once.
+    """Window adaptation + NUTS in JAX for one model structure.
+
+    The JAX functions are traced once per shape of the data (one per length bucket of a
+    spectrum, :func:`inference.eis_model.padded_length`), exported with :mod:`jax.export` and
+    kept in memory and on disk (:mod:`inference.sampler_store`): a later process loads them
+    without building the PyMC model, and JAX's persistent cache supplies the compiled code.
 
     Parameters
     ----------
-    jmodel : the model as JAX functions.
+    build_model : builds the PyMC model (called only when something must be traced, or when
+        :attr:`model` is read).
+    store_key : names the model structure and settings on disk; None keeps nothing on disk.
     chains, tune, chunk : fixed shapes of the compiled functions (draws per chunk).
     target_accept : NUTS target acceptance rate during adaptation. 0.9: on 30 3-arc spectra it
         left 24 divergent transitions against 38 at 0.85, at the same time per spectrum
@@ -171,66 +203,83 @@ class BlackjaxSampler:
     dense_mass : adapt a dense mass matrix (default). On 3-arc spectra (R and τ of an arc are
         correlated) it cut the leapfrog steps per draw from 35–80 to 7–13 and doubled the ESS
         against a diagonal one; the extra cost per step is nil at ~10 parameters.
+    laplace_mass : start the adaptation from the inverse Hessian of the log-density at the
+        starting point (a least-squares fit sits near the mode), worth
+        :data:`LAPLACE_PSEUDO_COUNT` draws in every adaptation window, instead of the identity;
+        the identity where that Hessian is not negative definite. On 8 spectra of the bundled
+        study it cut the tuning time by half and the CPU time per fit by a quarter, with
+        fewer divergences (70 against 78), max r̂ 1.008 against 1.020 and min ESS 282 against
+        182.
     """
 
     def __init__(
         self,
-        jmodel: JaxModel,
+        build_model: Callable[[], object],
         *,
+        store_key: str | None,
         chains: int,
         tune: int,
         chunk: int,
         target_accept: float = 0.9,
         dense_mass: bool = True,
+        laplace_mass: bool = True,
     ):
-        import blackjax
-        import jax
+        self._build, self.store_key = build_model, store_key
+        self.chains, self.tune, self.chunk = chains, tune, chunk
+        self.settings = {
+            "target_accept": target_accept,
+            "dense_mass": dense_mass,
+            "laplace_mass": laplace_mass,
+        }
+        self._model = None
+        self._jmodel: JaxModel | None = None
+        self._functions: dict[tuple, _Traced] = {}
+        self._lock = threading.Lock()
 
-        jax.config.update("jax_enable_x64", True)
-        self.jmodel, self.chains, self.tune, self.chunk = jmodel, chains, tune, chunk
-        self.compiled = False
+    @property
+    def model(self):
+        """The PyMC model (built on first access)."""
+        if self._model is None:
+            self._model = self._build()
+        return self._model
 
-        def logdensity(data):
-            def fn(x):
-                return jmodel.logp_fn(*jmodel.unflatten(x), *data)[0]
+    @property
+    def jmodel(self) -> JaxModel:
+        if self._jmodel is None:
+            self._jmodel = JaxModel(self.model)
+        return self._jmodel
 
-            return fn
+    def _key(self, signature: tuple) -> str | None:
+        if self.store_key is None:
+            return None
+        key = repr((self.store_key, self.chains, self.tune, self.chunk, signature))
+        return key + repr(sorted(self.settings.items()))
 
-        def warmup(keys, x0, *data):
-            def one(key):
-                adapt = blackjax.window_adaptation(
-                    blackjax.nuts,
-                    logdensity(data),
-                    target_acceptance_rate=target_accept,
-                    is_mass_matrix_diagonal=not dense_mass,
-                )
-                (state, params), _ = adapt.run(key, x0, num_steps=tune)
-                return state, params["step_size"], params["inverse_mass_matrix"]
+    def ready(self, data: dict) -> bool:
+        """Whether data of these shapes need no tracing (loaded here, or stored on disk)."""
+        signature = _shape_signature(data)
+        key = self._key(signature)
+        return signature in self._functions or (key is not None and sampler_store.has(key))
 
-            return jax.vmap(one)(keys)
-
-        def sample(keys, state, step_size, inv_mass, *data):
-            def one(key, s, eps, imm):
-                kernel = blackjax.nuts(logdensity(data), step_size=eps, inverse_mass_matrix=imm)
-
-                def step(carry, k):
-                    new, info = kernel.step(k, carry)
-                    stats = (info.is_divergent, info.num_integration_steps, info.acceptance_rate)
-                    return new, (new.position, *stats)
-
-                return jax.lax.scan(step, s, jax.random.split(key, chunk))
-
-            return jax.vmap(one)(keys, state, step_size, inv_mass)
-
-        def outputs(positions, *data):
-            def one(x):
-                return jmodel.outputs_fn(*jmodel.unflatten(x), *data)
-
-            return jax.vmap(jax.vmap(one))(positions)
-
-        self._warmup = jax.jit(warmup)
-        self._sample = jax.jit(sample)
-        self._outputs = jax.jit(outputs)
+    def functions(self, data: dict) -> _Traced:
+        """The traced functions for data of these shapes: from memory, from disk, or traced."""
+        signature = _shape_signature(data)
+        with self._lock:
+            if signature in self._functions:
+                return self._functions[signature]
+            key = self._key(signature)
+            if key is None:
+                traced = _Traced.trace(self, data)
+            else:
+                # Locked across processes, so that parallel workers trace and compile a new
+                # sampler once: the others wait, then load it and hit JAX's cache.
+                with sampler_store.locked(key):
+                    stored = sampler_store.load(key)
+                    traced = _Traced(*stored) if stored else _Traced.trace(self, data)
+                    if not stored:
+                        sampler_store.save(key, traced.meta, traced.exported)
+            self._functions[signature] = traced
+            return traced
 
     def run(
         self,
@@ -248,56 +297,53 @@ class BlackjaxSampler:
         ----------
         data : name → array for every ``pm.Data`` of the model.
         init : constrained starting value per free variable (same for every chain).
-        draws : draws per chain kept (≤ chunk × N_CHUNKS of the compiled sampler).
+        draws : draws per chain kept, sampled in chunks of the compiled sampler's ``chunk``.
         seed : random seed.
         """
         import time
 
         import jax
 
-        args = self.jmodel.data_args(data)
-        x0 = self.jmodel.initial_vector(init, data)
+        _check_stop(should_stop)
+        phase = "tuning" if self.ready(data) else "compiling"
+        _notify(progress, phase=phase, done=0, total=draws, divergences=0)
+        t0 = time.perf_counter()
+        fns = self.functions(data)
+        args = fns.data_args(data)
+        x0 = fns.initial_vector(init, args)
         if not np.all(np.isfinite(x0)):
             raise ModelError("the initial point is not finite on the unconstrained scale")
         n_chunks = math.ceil(draws / self.chunk)
-        key = jax.random.key(seed)
-        phase = "compiling" if not self.compiled else "tuning"
+        key = jax.random.PRNGKey(seed)
+        timings = {"load_s": time.perf_counter() - t0}
         _check_stop(should_stop)
-        _notify(progress, phase=phase, done=0, total=draws, divergences=0)
-        t0 = time.perf_counter()
         keys = jax.random.split(jax.random.fold_in(key, 0), self.chains)
-        state, step_size, inv_mass = self._warmup(keys, x0, *args)
+        *state, step_size, inv_mass = fns.warmup(keys, x0, *args)
         jax.block_until_ready(state)
-        timings = {"tune_s": time.perf_counter() - t0}
-        positions, stats = [], []
+        timings["tune_s"] = time.perf_counter() - t0 - timings["load_s"]
+        chunks = []
         divergences = 0
         for c in range(n_chunks):
             _check_stop(should_stop)
-            if c or self.compiled:  # a new sampler's first chunk still compiles (uninterruptible)
-                _notify(
-                    progress,
-                    phase="sampling",
-                    done=min(c * self.chunk, draws),
-                    total=draws,
-                    divergences=divergences,
-                )
-            keys = jax.random.split(jax.random.fold_in(key, c + 1), self.chains)
-            state, (pos, div, n_steps, accept) = self._sample(
-                keys, state, step_size, inv_mass, *args
+            # Compiled before the warm-up (functions()), so every chunk reports sampling.
+            _notify(
+                progress,
+                phase="sampling",
+                done=min(c * self.chunk, draws),
+                total=draws,
+                divergences=divergences,
             )
-            positions.append(np.asarray(pos))
-            stats.append((np.asarray(div), np.asarray(n_steps), np.asarray(accept)))
-            divergences += int(stats[-1][0].sum())
-        self.compiled = True
+            keys = jax.random.split(jax.random.fold_in(key, c + 1), self.chains)
+            *state, pos, div, n_steps, accept = fns.sample(keys, *state, step_size, inv_mass, *args)
+            outs = fns.outputs(pos, *args)
+            chunks.append([np.asarray(a) for a in (*outs, div, n_steps, accept)])
+            divergences += int(chunks[-1][-3].sum())
         timings["total_s"] = time.perf_counter() - t0
         _check_stop(should_stop)
         _notify(progress, phase="sampling", done=draws, total=draws, divergences=divergences)
-        flat = np.concatenate(positions, axis=1)[:, :draws]
-        outs = self._outputs(flat, *args)
-        posterior = {n: np.asarray(o) for n, o in zip(self.jmodel.output_names, outs, strict=True)}
-        div, n_steps, accept = (
-            np.concatenate(s, axis=1)[:, :draws] for s in zip(*stats, strict=True)
-        )
+        columns = [np.concatenate(parts, axis=1)[:, :draws] for parts in zip(*chunks, strict=True)]
+        *outs, div, n_steps, accept = columns
+        posterior = dict(zip(fns.meta["output_names"], outs, strict=True))
         eps = np.broadcast_to(np.asarray(step_size)[:, None], div.shape)
         return Draws(
             posterior=posterior,
@@ -310,6 +356,152 @@ class BlackjaxSampler:
             sampler="blackjax",
             timings_s=timings,
         )
+
+
+#: Weight (in draws) of the Laplace starting mass matrix in each adaptation window.
+LAPLACE_PSEUDO_COUNT = 20.0
+
+
+def _shape_signature(data: dict) -> tuple:
+    return tuple(sorted((k, np.shape(v)) for k, v in data.items()))
+
+
+class _Traced:
+    """The exported JAX functions of one model for data of one set of shapes.
+
+    ``warmup(keys, x0, *data)`` → (position, logdensity, gradient, step size, inverse mass)
+    per chain; ``sample(keys, position, logdensity, gradient, step size, inverse mass, *data)``
+    → (the three state arrays, then positions, divergent, leapfrog steps, acceptance of one
+    chunk); ``outputs(positions, *data)`` → the model's free variables and deterministics;
+    ``forward(*free values, *data)`` → their unconstrained values. Keys are raw ``uint32[2]``
+    PRNG keys; everything else is float64.
+    """
+
+    def __init__(self, meta: dict, exported: dict):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        self.meta, self.exported = meta, exported
+        for name, fn in exported.items():  # compiled now (or taken from JAX's cache)
+            specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in fn.in_avals]
+            setattr(self, name, jax.jit(fn.call).lower(*specs).compile())
+
+    def data_args(self, data: dict) -> list[np.ndarray]:
+        """The data arrays in the order the functions take them."""
+        missing = set(self.meta["data_names"]) - set(data)
+        if missing:
+            raise InputError(f"model data missing: {', '.join(sorted(missing))}")
+        return [np.asarray(data[n], dtype=float) for n in self.meta["data_names"]]
+
+    def initial_vector(self, init: dict, args: list[np.ndarray]) -> np.ndarray:
+        """Flat unconstrained starting vector from constrained values of the free variables."""
+        names, shapes = self.meta["free_names"], self.meta["free_shapes"]
+        values = [
+            np.asarray(init[n], dtype=float).reshape(s) for n, s in zip(names, shapes, strict=True)
+        ]
+        out = self.forward(*values, *args)
+        return np.concatenate([np.ravel(np.asarray(o)) for o in out])
+
+    @classmethod
+    def trace(cls, sampler: BlackjaxSampler, data: dict) -> _Traced:
+        """Trace and export the functions of ``sampler``'s model for data shaped like ``data``."""
+        import jax
+        from jax import export
+
+        jax.config.update("jax_enable_x64", True)  # before tracing: the model is float64
+        jm = sampler.jmodel
+        fns = _jax_functions(jm, sampler.chains, sampler.tune, sampler.chunk, **sampler.settings)
+        f64, c, d = np.float64, sampler.chains, sum(jm.sizes)
+        spec = jax.ShapeDtypeStruct
+        data_specs = [spec(a.shape, f64) for a in jm.data_args(data)]
+        keys = spec((c, 2), np.uint32)
+        state = [spec((c, d), f64), spec((c,), f64), spec((c, d), f64)]
+        mass = spec((c, d, d) if sampler.settings["dense_mass"] else (c, d), f64)
+        specs = {
+            "warmup": [keys, spec((d,), f64), *data_specs],
+            "sample": [keys, *state, spec((c,), f64), mass, *data_specs],
+            "outputs": [spec((c, sampler.chunk, d), f64), *data_specs],
+            "forward": [*(spec(s, f64) for s in jm.shapes), *data_specs],
+        }
+        # Serialised and read back: the code compiled here is then the same module (and JAX
+        # cache entry) as in any later process that loads these functions from the store.
+        exported = {
+            n: export.deserialize(export.export(jax.jit(fns[n]))(*s).serialize())
+            for n, s in specs.items()
+        }
+        meta = {
+            "data_names": jm.data_names,
+            "free_names": jm.free_names,
+            "free_shapes": [list(s) for s in jm.shapes],
+            "output_names": jm.output_names,
+        }
+        return cls(meta, exported)
+
+
+def _jax_functions(jm: JaxModel, chains, tune, chunk, *, target_accept, dense_mass, laplace_mass):
+    """The pure JAX functions that :class:`_Traced` exports (see there for signatures)."""
+    import blackjax
+    import jax
+    import jax.numpy as jnp
+    from blackjax.adaptation.base import get_filter_adapt_info_fn
+    from blackjax.mcmc.hmc import HMCState
+
+    def logdensity(data):
+        def fn(x):
+            return jm.logp_fn(*jm.unflatten(x), *data)[0]
+
+        return fn
+
+    def laplace_inverse_mass(x0, data):
+        """Inverse of −Hessian at x0 when it is positive definite, else the identity."""
+        precision = -jax.hessian(logdensity(data))(x0)
+        chol = jnp.linalg.cholesky(0.5 * (precision + precision.T))
+        cov = jax.scipy.linalg.cho_solve((chol, True), jnp.eye(x0.size))
+        cov = jnp.where(jnp.all(jnp.isfinite(cov)), cov, jnp.eye(x0.size))
+        return cov if dense_mass else jnp.diag(cov)
+
+    def warmup(keys, x0, *data):
+        imm = laplace_inverse_mass(x0, data) if laplace_mass else None
+
+        def one(key):
+            adapt = blackjax.window_adaptation(
+                blackjax.nuts,
+                logdensity(data),
+                target_acceptance_rate=target_accept,
+                is_mass_matrix_diagonal=not dense_mass,
+                initial_inverse_mass_matrix=imm,
+                imm_shrinkage_to_previous=LAPLACE_PSEUDO_COUNT if laplace_mass else 0.0,
+                adaptation_info_fn=get_filter_adapt_info_fn(),
+            )
+            (state, params), _ = adapt.run(key, x0, num_steps=tune)
+            return (*state, params["step_size"], params["inverse_mass_matrix"])
+
+        return jax.vmap(one)(keys)
+
+    def sample(keys, position, logd, grad, step_size, inv_mass, *data):
+        def one(key, x, lp, g, eps, imm):
+            kernel = blackjax.nuts(logdensity(data), step_size=eps, inverse_mass_matrix=imm)
+
+            def step(carry, k):
+                new, info = kernel.step(k, carry)
+                stats = (info.is_divergent, info.num_integration_steps, info.acceptance_rate)
+                return new, (new.position, *stats)
+
+            final, trace = jax.lax.scan(step, HMCState(x, lp, g), jax.random.split(key, chunk))
+            return (*final, *trace)
+
+        return jax.vmap(one)(keys, position, logd, grad, step_size, inv_mass)
+
+    def outputs(positions, *data):
+        def one(x):
+            return jm.outputs_fn(*jm.unflatten(x), *data)
+
+        return jax.vmap(jax.vmap(one))(positions)
+
+    def forward(*args):
+        return jm.forward_fn(*args)
+
+    return {"warmup": warmup, "sample": sample, "outputs": outputs, "forward": forward}
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,7 +669,8 @@ def get_sampler(
 
     Parameters
     ----------
-    key : identifies the model structure (e.g. circuit string, number of points, prior kinds);
+    key : identifies the model structure (e.g. circuit string and prior kinds; data shapes are
+        handled by the sampler); its ``repr`` names the structure on disk, so it must be stable;
         the sampler settings are added to it here.
     build_model : builds the PyMC model when the key is not cached.
     sampler : ``"blackjax"``, ``"pymc"`` or ``"nutpie"``.
@@ -492,13 +685,14 @@ def get_sampler(
         if full_key in _CACHE:
             _CACHE.move_to_end(full_key)
             return _CACHE[full_key]
-    model = build_model()
     if sampler == "blackjax":
-        made = BlackjaxSampler(JaxModel(model), chains=chains, tune=tune, chunk=chunk)
+        made = BlackjaxSampler(
+            build_model, store_key=repr(key), chains=chains, tune=tune, chunk=chunk
+        )
     elif sampler == "pymc":
-        made = PymcSampler(model, chains=chains, tune=tune)
+        made = PymcSampler(build_model(), chains=chains, tune=tune)
     else:
-        made = NutpieSampler(model, chains=chains, tune=tune)
+        made = NutpieSampler(build_model(), chains=chains, tune=tune)
     with _LOCK:
         _CACHE[full_key] = made
         while len(_CACHE) > CACHE_SIZE:

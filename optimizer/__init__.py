@@ -1,19 +1,23 @@
-"""sigmalab optimizer: search spaces, GP surrogate, acquisition, campaigns and the virtual lab."""
+"""sigmalab optimizer: search spaces, GP surrogate, acquisition, campaigns and the virtual lab.
 
-from optimizer.campaign import Campaign, Proposals
-from optimizer.errors import CampaignError, CampaignFileError, ObservationError, SpaceError
-from optimizer.observations import observations_from_study
-from optimizer.plots import plot_progress
-from optimizer.space import Space
+Names are imported on first use (PEP 562): ``import optimizer.errors`` loads no scikit-learn.
+"""
 
-__all__ = [
-    "Campaign",
-    "CampaignError",
-    "CampaignFileError",
-    "ObservationError",
-    "Proposals",
-    "Space",
-    "SpaceError",
-    "observations_from_study",
-    "plot_progress",
-]
+from __future__ import annotations
+
+from inference import lazy
+
+#: Public name → module that defines it.
+_EXPORTS = {
+    "Campaign": "optimizer.campaign",
+    "Proposals": "optimizer.campaign",
+    "CampaignError": "optimizer.errors",
+    "CampaignFileError": "optimizer.errors",
+    "ObservationError": "optimizer.errors",
+    "observations_from_study": "optimizer.observations",
+    "SpaceError": "optimizer.errors",
+    "plot_progress": "optimizer.plots",
+    "Space": "optimizer.space",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy.exports(__name__, _EXPORTS)

@@ -4,10 +4,11 @@ classifier, fitted the same way for every recommender and for :meth:`Campaign.pr
 
 - :func:`fit_gp` — a :class:`~optimizer.surrogate.GPSurrogate` on the successful observations,
   each with its own noise (the sd told with it). Two hyperparameter restarts while data are few;
-  past 100 points one, warm-started from the last fit of the same model, keeps ``ask(4)`` under a
-  second. The fitted hyperparameters are written back under the model's key
-  (``"objective:<name>"``, ``"constraint:<name>"``, ``"scalarized"``), so a saved and loaded
-  campaign fits exactly as the original would.
+  past 100 points one when cold, none when warm-started from the last fit of the same model
+  (L-BFGS-B from those hyperparameters only), which keeps ``ask(4)`` near a second. The fitted
+  hyperparameters are written back under the model's key (``"objective:<name>"``,
+  ``"constraint:<name>"``, ``"scalarized"``), so a saved and loaded campaign fits exactly as the
+  original would.
 - :class:`Feasibility` — log P(outcome constraints met) from a GP per constrained metric plus the
   failure classifier's log weight (:mod:`optimizer.feasibility`), added to any log acquisition.
 
@@ -42,10 +43,13 @@ def metric_arrays(ok: list[dict], name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_gp(key: str, X, y, sd, rng: np.random.Generator, hyperparameters: dict) -> GPSurrogate:
     """Fit the GP of model ``key`` and record its hyperparameters in ``hyperparameters``."""
+    warm = hyperparameters.get(key)
     gp = GPSurrogate(
-        n_restarts=2 if len(y) <= 100 else 1,
+        # Past 100 points a fit warm-started from the last one only refines it (the likelihood
+        # surface moves little per round); a cold one gets one restart.
+        n_restarts=2 if len(y) <= 100 else (0 if warm is not None else 1),
         random_state=int(rng.integers(2**31 - 1)),
-        warm_start=hyperparameters.get(key),
+        warm_start=warm,
     ).fit(X, y, sd)
     hyperparameters[key] = gp.hyperparameters_
     return gp

@@ -495,6 +495,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        jobs.preload()
         if getattr(app.state, "manager", None) is None:
             app.state.manager = open_manager(app.state.settings)
         if getattr(app.state, "campaigns", None) is None:

@@ -10,6 +10,9 @@
 returns the job itself, so ``submit_…(…).wait().result()`` chains. Jobs and campaigns are
 named by their full id or any unique prefix of it (the 8 characters the progress bar shows).
 
+httpx is imported when the first :class:`Client` is made, so ``import service.client`` stays
+light (no PyMC, PyTensor, JAX or Ray either: the error types are dependency-free).
+
 Retries: connection errors and 429/502/503/504 answers are retried with exponential backoff
 (a ``Retry-After`` header sets the wait) — GET requests always, POST requests only because
 each carries an ``Idempotency-Key`` that is generated once per call and reused on every
@@ -32,9 +35,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import ValidationError
 
 from service.errors import (
@@ -58,13 +60,16 @@ from service.models import (
     RunInfo,
 )
 
+if TYPE_CHECKING:
+    import httpx
+
 RETRY_STATUS = (429, 502, 503, 504)
+_RETRY_EXC_NAMES = ("ConnectError", "ConnectTimeout", "ReadTimeout", "ReadError",
+                    "RemoteProtocolError", "WriteError", "PoolTimeout")  # fmt: skip
 DEFAULT_URL = "http://127.0.0.1:8000"
 #: Job and campaign ids are hex; a prefix of one is resolved by listing (see ``Client.job``).
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 log = logging.getLogger("sigmalab.client")
-_RETRY_EXC = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadTimeout, httpx.ReadError,
-              httpx.RemoteProtocolError, httpx.WriteError, httpx.PoolTimeout)  # fmt: skip
 
 
 class Client:
@@ -96,9 +101,12 @@ class Client:
         headers = {"User-Agent": "sigmalab-client"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        import httpx
+
         self.url = url.rstrip("/")
         self.retries, self.backoff_s = retries, backoff_s
         self.on_retry = on_retry or log.warning
+        self._retry_exc = tuple(getattr(httpx, name) for name in _RETRY_EXC_NAMES)
         self._http = httpx.Client(
             base_url=url.rstrip("/") + "/v1",
             headers=headers,
@@ -125,7 +133,7 @@ class Client:
             last = attempt == self.retries or not retryable
             try:
                 response = self._http.request(method, path, **kwargs)
-            except _RETRY_EXC as exc:
+            except self._retry_exc as exc:
                 reason = _reason(exc)
                 if last:
                     raise TransportError(
@@ -442,7 +450,7 @@ class Job:
                         for chunk in response.iter_bytes(1 << 20):
                             h.update(chunk)
                             f.write(chunk)
-            except _RETRY_EXC as exc:
+            except self.client._retry_exc as exc:
                 if attempt == self.client.retries:
                     raise TransportError(
                         f"download of job {self.id} failed: {_reason(exc)}"

@@ -11,6 +11,7 @@ success).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 from pathlib import Path
@@ -23,7 +24,15 @@ from service.kinds import KINDS
 from service.kinds.base import ProgressFn, RunContext, Staged, StopFn
 from service.uploads import MAX_FILES, Upload
 
-__all__ = ["KINDS", "MAX_FILES", "JobRequest", "check_result", "execute", "stage_inputs"]
+__all__ = [
+    "KINDS",
+    "MAX_FILES",
+    "JobRequest",
+    "check_result",
+    "execute",
+    "preload",
+    "stage_inputs",
+]
 
 INPUTS_JSON = "request.json"
 
@@ -57,6 +66,21 @@ def stage_inputs(request: BaseModel, upload: Upload, datasets_dir: Path) -> dict
     stored |= kind.stage(request, Staged(upload.names, upload.folder, datasets_dir))
     (upload.folder / INPUTS_JSON).write_text(json.dumps(stored, indent=1))
     return stored
+
+
+def preload() -> None:
+    """Import what checking a submission needs (readers, circuits, studies, campaigns) now, at
+    server start, rather than in the first request; the packages import lazily otherwise."""
+    import importlib
+
+    for module in (
+        "inference.readers",
+        "inference.circuits",
+        "inference.study",
+        "optimizer.campaign",
+    ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(module)
 
 
 def execute(

@@ -11,7 +11,9 @@ is a failure, so they always run there.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -217,6 +219,34 @@ class ServerProcess:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.kill9()
+
+
+@contextlib.contextmanager
+def second_ray_node(ray_address: str, num_cpus: int = 1):
+    """A second Ray node on this machine (`ray start --address …`); yields both nodes' ids."""
+    import ray
+
+    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))
+    node = subprocess.Popen(
+        [ray_cli, "start", "--address", ray_address, "--num-cpus", str(num_cpus), "--block",
+         "--disable-usage-stats"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    alive = lambda: [n for n in ray.nodes() if n["Alive"]]  # noqa: E731
+    try:
+        wait_for(lambda: len(alive()) == 2, 60, "the second Ray node to join")
+        yield {n["NodeID"] for n in alive()}
+    finally:
+        os.killpg(node.pid, signal.SIGTERM)
+        node.wait(timeout=30)
+        wait_for(lambda: len(alive()) == 1, 60, "node 2 to stop")
+        # `ray start` recorded our cluster as this machine's current one; a later bare
+        # ray.init() elsewhere must not try to join it.
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if current.is_file() and current.read_text().strip() == ray_address:
+            current.unlink()
+    with pytest.raises(ProcessLookupError):
+        os.killpg(node.pid, 0)
 
 
 @pytest.fixture(scope="session")

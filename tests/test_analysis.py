@@ -48,7 +48,7 @@ def small_study(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_result(small_study):
-    return analyze_study(small_study, seed=0, temperatures_C=(30.0, 60.0), **FAST)
+    return analyze_study(small_study, seed=0, temperatures_C=(30.0, 60.0), workers=2, **FAST)
 
 
 @pytest.fixture(scope="session")
@@ -105,6 +105,15 @@ def test_campaign_learns_from_a_real_study_result(small_result):
         assert row["sigma_ion"] == pytest.approx(float(expected.mean()))
         assert row["sd_sigma_ion"] == pytest.approx(float(expected.std()))
     assert c.best()["params"]["process"] == "dry"
+
+
+def test_the_result_does_not_depend_on_the_number_of_workers(small_study, small_result):
+    import pandas as pd
+
+    alone = analyze_study(small_study, seed=0, temperatures_C=(30.0, 60.0), workers=1, **FAST)
+    assert small_result.settings["workers"] == 2 and alone.settings["workers"] == 1
+    pd.testing.assert_frame_equal(alone.records, small_result.records)
+    assert alone.summary_dict()["conductivity"] == small_result.summary_dict()["conductivity"]
 
 
 @pytest.mark.slow

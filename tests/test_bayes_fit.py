@@ -108,7 +108,7 @@ def test_diagnostics_and_progress_are_reported(fits):
 def test_a_batch_compiles_once(fits):
     from inference import samplers
 
-    keys = [k for k in samplers._CACHE if k[0][:3] == ("eis", CIRCUIT, FREQ_HZ.size)]
+    keys = [k for k in samplers._CACHE if k[0][:2] == ("eis", CIRCUIT)]
     assert len(keys) == 1  # ten spectra, one compiled sampler
     assert sum(e["phase"] == "compiling" for e in fits[1]) <= 1
 
@@ -232,3 +232,77 @@ def test_pymc_fallback_sampler_recovers_the_truth():
     for name in ("R0", "R1"):
         lo, hi = np.quantile(fit.posterior[name].values, [0.05, 0.95])
         assert lo <= truth[name] <= hi, name
+
+
+def test_padding_leaves_the_likelihood_unchanged(cases, fits):
+    """Padded points are masked out of the model's log-density and the pointwise likelihood."""
+    import pymc as pm
+    from scipy.stats import norm
+
+    c = parse_circuit(CIRCUIT)
+    ds, fit = cases[0][1], fits[0][0]
+    priors = fit.priors
+    model = eis_model.build_model(c, priors)
+    logp = model.compile_logp(mode="FAST_COMPILE")  # no C compilation: fast enough here
+    point = {**model.initial_point()}
+    draw = fit.posterior.isel(chain=0, draw=0)
+    for value in model.value_vars:
+        name = value.name.removesuffix("_log__")
+        point[value.name] = float(
+            np.log(draw[name]) if value.name.endswith("_log__") else draw[name]
+        )
+    values = []
+    for length in (FREQ_HZ.size, eis_model.padded_length(FREQ_HZ.size), 200):
+        with model:
+            pm.set_data(eis_model.model_data(ds, priors, length=length))
+        values.append(float(logp(point)))
+    assert eis_model.padded_length(FREQ_HZ.size) > FREQ_HZ.size
+    np.testing.assert_allclose(values, values[0], rtol=1e-12)
+
+    pointwise = eis_model.point_log_likelihood(c, fit.posterior, ds)
+    assert pointwise.shape == (2, SETTINGS["draws"], FREQ_HZ.size)
+    re, im = c.evaluate({n: float(draw[n]) for n in c.param_names}, FREQ_HZ)
+    z_re, z_im = ds["z_real"].values, ds["z_imag"].values
+    sd = float(draw["sigma_rel"]) * np.hypot(z_re, z_im)
+    expected = norm.logpdf(z_re, re, sd) + norm.logpdf(z_im, im, sd)
+    np.testing.assert_allclose(pointwise[0, 0], expected, rtol=1e-10)
+
+
+def test_a_new_length_in_the_same_bucket_compiles_nothing(cases, fits):
+    t = cases[1][0]
+    freq = np.logspace(np.log10(7e6), 0, 80)
+    assert eis_model.padded_length(80) == eis_model.padded_length(FREQ_HZ.size)
+    ds = simulate_spectrum(CIRCUIT, t, freq, noise_rel=0.01, seed=5)
+    events = []
+    fit = fit_spectrum(ds, CIRCUIT, seed=3, progress=events.append, **SETTINGS)
+    assert "compiling" not in {e["phase"] for e in events}
+    assert fit.observed.sizes["frequency"] == 80
+    for name in ("R1", "R2", "R3"):
+        assert covered(fit, name, t[name], prob=0.99), name
+
+
+def test_a_new_process_reuses_the_stored_sampler(fits):
+    """The traced sampler is on disk: a fresh interpreter fits without PyMC, same draws."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = (
+        "import sys, json\n"
+        "from tests.test_bayes_fit import *\n"
+        "ds = simulate_spectrum(CIRCUIT, truth(np.random.default_rng(7)), FREQ_HZ,"
+        " noise_rel=0.01, seed=100, thickness_cm=THICKNESS_CM, area_cm2=AREA_CM2)\n"
+        "events = []\n"
+        "f = fit_spectrum(ds, CIRCUIT, seed=11, progress=events.append, **SETTINGS)\n"
+        "print(json.dumps({'r1': f.posterior['R1'].values.tolist(), 'pymc': 'pymc' in sys.modules,"
+        " 'phases': sorted({e['phase'] for e in events})}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not out["pymc"] and "compiling" not in out["phases"]
+    np.testing.assert_allclose(out["r1"], fits[0][0].posterior["R1"].values, rtol=1e-12)

@@ -265,6 +265,9 @@ def test_folder_watch_takes_ready_folders_and_rejects_bad_ones(any_server, tmp_p
         ({"q": 0}, "q"),
         ({"failure_cost": -1}, "failure_cost"),
         ({"p_success_min": 1}, "p_success_min"),
+        ({"multi_objective": "nsga2"}, "multi_objective"),
+        # the Campaign's own check: a reference point needs a value for every objective
+        ({"reference": {"sigma_el": -3.0}}, "reference"),
     ],
 )
 def test_bad_specs_are_422_problems_naming_the_field(any_server, change, field):
@@ -277,6 +280,22 @@ def test_bad_specs_are_422_problems_naming_the_field(any_server, change, field):
     assert r.status_code == 422
     assert r.headers["content-type"] == PROBLEM
     assert [e["field"] for e in r.json()["errors"]] == [field]
+
+
+def test_two_objective_settings_reach_the_campaign(any_server):
+    with any_server.client("alice") as alice:
+        campaign = alice.create_campaign(
+            SPACE,
+            {"sigma_ion": "maximize", "sigma_el": "maximize"},
+            {"measurements": 50},
+            multi_objective="parego",
+            reference={"sigma_ion": -6.0, "sigma_el": -3.0},
+            name="two",
+        )
+        campaign.pause()
+    spec = campaign.info.spec
+    assert spec["multi_objective"] == "parego"
+    assert spec["reference"] == {"sigma_ion": -6.0, "sigma_el": -3.0}
 
 
 def test_campaigns_of_others_are_not_found(any_server):

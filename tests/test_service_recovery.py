@@ -8,11 +8,6 @@ Ray; its token comes from the real ``sigmalab token create`` command.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +17,7 @@ from service_fixtures import (  # noqa: F401  (fixtures)
     ServerProcess,
     live_server,
     ray_address,
+    second_ray_node,
     spectrum_file,
     wait_for,
 )
@@ -101,37 +97,14 @@ def test_server_killed_during_three_running_jobs_loses_none(ray_address, spectru
 @pytest.mark.parametrize("live_server", ["sqlite"], indirect=True)  # the database plays no part
 def test_jobs_run_on_a_second_ray_node(ray_address, live_server, spectrum_file):
     """`ray start --address …` adds a node on this machine; jobs land on both nodes."""
-    import ray
-
-    ray_cli = shutil.which("ray", path=str(Path(sys.executable).parent))
-    node = subprocess.Popen(
-        [ray_cli, "start", "--address", ray_address, "--num-cpus", "1", "--block",
-         "--disable-usage-stats"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        alive = lambda: [n for n in ray.nodes() if n["Alive"]]  # noqa: E731
-        wait_for(lambda: len(alive()) == 2, 60, "the second Ray node to join")
-        node_ids = {n["NodeID"] for n in alive()}
-        with live_server.client("admin") as client:
-            jobs = [
-                client.submit_fit(spectrum_file, CIRCUIT, method="lsq", draws=2000, seed=i)
-                for i in range(8)
-            ]
-            used = set()
-            for job in jobs:
-                info = job.wait(timeout=180, progress=False).info
-                assert info.status == "SUCCEEDED"
-                used.add(info.worker.node_id)
-        assert used == node_ids
-    finally:
-        os.killpg(node.pid, signal.SIGTERM)
-        node.wait(timeout=30)
-        wait_for(lambda: len([n for n in ray.nodes() if n["Alive"]]) == 1, 60, "node 2 to stop")
-        # `ray start` recorded our cluster as this machine's current one; a later bare
-        # ray.init() elsewhere must not try to join it.
-        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
-        if current.is_file() and current.read_text().strip() == ray_address:
-            current.unlink()
-    with pytest.raises(ProcessLookupError):
-        os.killpg(node.pid, 0)
+    with second_ray_node(ray_address) as node_ids, live_server.client("admin") as client:
+        jobs = [
+            client.submit_fit(spectrum_file, CIRCUIT, method="lsq", draws=2000, seed=i)
+            for i in range(8)
+        ]
+        used = set()
+        for job in jobs:
+            info = job.wait(timeout=180, progress=False).info
+            assert info.status == "SUCCEEDED"
+            used.add(info.worker.node_id)
+    assert used == node_ids

@@ -55,6 +55,14 @@ class CampaignSpec(BaseModel):
     failure_cost: float | None = Field(
         None, ge=0, description="price of a failed experiment, in sd of the objective (0.1)"
     )
+    multi_objective: Literal["ehvi", "parego"] | None = Field(
+        None, description="two objectives: 'ehvi' (default) or 'parego'"
+    )
+    reference: dict[str, float] | None = Field(
+        None,
+        description="two objectives: hypervolume reference point {objective: log10 S/cm}, the "
+        "worst value still worth having (default: from the observed front)",
+    )
     schedule: dict[str, Any] = Field(
         description="{'cron': '*/30 * * * *', 'timezone': 'UTC'} or {'measurements': N}; "
         "fires at least the server's minimum cron interval apart (default 60 s)"
@@ -92,12 +100,15 @@ def check_spec(spec: CampaignSpec, data_dir: Path, min_cron_interval_s: float = 
             spec.objectives,
             seed=spec.seed,
             n_initial=spec.n_initial,
-            **spec.model_dump(include={"p_success_min", "failure_cost"}, exclude_none=True),
+            **spec.model_dump(
+                include={"p_success_min", "failure_cost", "multi_objective", "reference"},
+                exclude_none=True,
+            ),
         )
     except InputError as exc:
         field = getattr(exc, "field", None)
         problem = getattr(exc, "problem", str(exc))
-        if field is None or field.startswith("objectives"):
+        if field is None or field.startswith(("objectives", "reference", "multi_objective")):
             raise CampaignInvalid(field or "space", problem) from None
         raise CampaignInvalid(f"space.{field}" if field != "spec" else "space", problem) from None
     schedule = schedules.parse_schedule(spec.schedule, min_interval_s=min_cron_interval_s)

@@ -88,8 +88,8 @@ def _load(root: Path, manifest: Path):
 
 
 def run(request: dict, ctx: RunContext) -> str:
-    from inference.analysis import analyze_study
     from inference.errors import FitCancelled
+    from service.study_fanout import analyze
 
     root, manifest = study_root(request, ctx.inputs_dir, ctx.datasets_dir)
     study = _load(root, manifest)
@@ -102,9 +102,13 @@ def run(request: dict, ctx: RunContext) -> str:
 
     if ctx.should_stop():
         raise JobStopped("cancelled before the analysis started")
-    try:
-        result = analyze_study(
-            study, method=request["method"], seed=request["seed"], progress=progress
+    try:  # the fits fan out over the Ray cluster (service.study_fanout)
+        result = analyze(
+            study,
+            method=request["method"],
+            seed=request["seed"],
+            progress=progress,
+            should_stop=ctx.should_stop,
         )
     except FitCancelled as exc:
         raise JobStopped(str(exc)) from exc
