@@ -77,7 +77,7 @@ DEFAULT_PRIORS: dict[str, dict[str, float]] = {
         "recipe_spread_sd": 1.0,
         "Ea_scale_eV": 0.05,
         "Ea_recipe_spread_sd_eV": 0.02,
-        "Ea_cell_spread_sd_eV": 0.02,
+        "Ea_cell_spread_sd_eV": 0.01,
         "cell_spread_sd": 0.2,
         "extra_scatter_sd": 0.05,
         "outlier_fraction_a": 1.0,
