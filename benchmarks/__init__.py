@@ -14,6 +14,8 @@ SUITES = [
     "compare_circuits",
     "study",
     "speed",
+    "calibration",
+    "misspecification",
     "optimizer",
     "service",
     "body_limits",

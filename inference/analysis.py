@@ -94,7 +94,8 @@ class StudyResult:
     curves : record id → for a spectrum, data and fitted Nyquist median / 90 % band (dim
         ``frequency``); for a DC record, the steady-state current per bias step (dim ``step``).
     settings : kind (the study's, see :class:`inference.study.Study`), method, joint, seed,
-        draws, chains, tune, circuit, resistance, temperatures_C, command, versions, date.
+        draws, chains, tune, circuit, resistance, temperatures_C, command, versions, date;
+        ``simulated``, ``generator``, ``simulation_seed`` from the manifest's ``[study]``.
     timing_s : wall time per phase, s (``total`` included).
     paper : reference values from ``paper_values.toml`` (empty when absent).
     truth : true values from a simulated study's ``truth.json`` (empty when absent).
@@ -800,7 +801,9 @@ def _report_progress(progress, stage, i, total, rid, event=None):
 STAGE_OF_KIND = {"ionic": "ionic fits", "electronic": "electronic fits"}
 
 
-def fit_records(batch, circuit: str, resistance: str, options: dict, should_stop=None) -> list:
+def fit_records(
+    batch, circuit: str, resistance: str, options: dict, contact=None, should_stop=None
+) -> list:
     """Stage 1 of a batch of records, the unit of work of :mod:`inference.workers`.
 
     Parameters
@@ -809,6 +812,8 @@ def fit_records(batch, circuit: str, resistance: str, options: dict, should_stop
         ``circuit``) or ``"electronic"`` (a DC record).
     circuit, resistance : the ion cells' circuit string and composite resistance parameter.
     options : stage-1 settings (``method``, ``draws``, ``tune``, ``chains``).
+    contact : ``contact_ohm``, ``contact_sd_ohm`` of the DC set-up (:func:`dc_contact`),
+        subtracted from each electron cell's resistance; none when omitted.
     should_stop : polled inside each fit (only when run in this process).
 
     Returns
@@ -835,7 +840,7 @@ def fit_records(batch, circuit: str, resistance: str, options: dict, should_stop
                 curve = _nyquist_curves(ds, c, thin_draws(fit.posterior, BAND_DRAWS))
             else:
                 fit = fit_dc(ds, **dc_options, seed=seed, should_stop=should_stop)
-                _summarise_sigma(row, ds, fit)
+                _summarise_sigma(row, ds, fit, **(contact or {}))
                 post = _fit_tree(fit, ["R_ohm", "V0_V"])
                 curve = _dc_curves(ds, fit)
         except FitCancelled:
@@ -846,7 +851,9 @@ def fit_records(batch, circuit: str, resistance: str, options: dict, should_stop
     return out
 
 
-def _fit_stage1(work, circuit, resistance, options, executor, workers, progress, should_stop):
+def _fit_stage1(
+    work, circuit, resistance, options, contact, executor, workers, progress, should_stop
+):
     """Every record's stage-1 fit, in ``work``'s order: ``[(row, posterior, curves), …]``.
 
     Spectra go first (they take longest), DC records fill in behind them.
@@ -873,6 +880,7 @@ def _fit_stage1(work, circuit, resistance, options, executor, workers, progress,
         circuit,
         resistance,
         options,
+        contact,
         *((should_stop,) if inline else ()),
         executor=executor,
         on_done=on_done,
@@ -909,6 +917,25 @@ def arrhenius_data(records: pd.DataFrame, kind: str) -> arr.ArrheniusData | None
 # --------------------------------------------------------------------------------------------
 # the analysis
 # --------------------------------------------------------------------------------------------
+
+
+def dc_contact(info: dict) -> dict[str, float]:
+    """The manifest's ``[study] dc_contact_ohm`` / ``dc_contact_sd_ohm``: the two-probe DC
+    set-up's series resistance (Ω, e.g. measured on a blank die) and its sd, subtracted from
+    every electron cell's resistance; 0 when not given.
+
+    Raises
+    ------
+    InputError
+        Not a number >= 0.
+    """
+    out = {}
+    for key, name in (("dc_contact_ohm", "contact_ohm"), ("dc_contact_sd_ohm", "contact_sd_ohm")):
+        value = info.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise InputError(f"[study] {key} = {value!r}: expected a resistance >= 0 (Ω)")
+        out[name] = float(value)
+    return out
 
 
 def _versions() -> dict[str, str]:
@@ -1008,6 +1035,7 @@ def analyze_study(
     timing["load"] = time.perf_counter() - started
     study_dir = Path(study.manifest_path).parent
     info = study.info
+    contact = dc_contact(info)
     circuit_obj = parse_circuit(circuit or info.get("circuit") or DEFAULT_CIRCUIT)
     resistance = composite_resistance_name(
         circuit_obj, "ion", resistance or info.get("composite_resistance")
@@ -1034,6 +1062,7 @@ def analyze_study(
         circuit_obj.string,
         resistance,
         {**fit_options, "method": method},
+        contact,
         executor,
         workers,
         progress,
@@ -1112,6 +1141,10 @@ def analyze_study(
         "versions": _versions(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "manifest_sha256": getattr(study, "manifest_sha256", ""),
+        "dc_contact": contact,
+        "simulated": bool(info.get("simulated", False)),
+        "generator": str(info.get("generator", "")),
+        "simulation_seed": info.get("seed"),
     }
     return StudyResult(
         study_name=study.name,

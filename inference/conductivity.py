@@ -3,9 +3,10 @@
 Which resistance is used depends on the cell (physics.md §1, DESIGN.md § Inference):
 
 ``ion`` (Li|SE|composite|SE|Li, electron-blocking)
-    the composite arc: by default the last R‖CPE / R‖C / TLM arc of the circuit, i.e. the
-    lowest-frequency one when arcs are written from high to low frequency; for a TLM arc its
-    ``TLM<n>_0``, the ionic rail contacted at both ends. Override with ``resistance="R3"``.
+    the composite arc: by default the last R‖CPE / R‖C / TLM / TLMs arc of the circuit, i.e.
+    the lowest-frequency one when arcs are written from high to low frequency; for a
+    transmission line its ``TLM<n>_0`` / ``TLMs<n>_0``, the ionic rail contacted at both ends.
+    Override with ``resistance="R3"``.
 ``electron`` (Ti|composite|Ti, ion-blocking)
     the DC resistance ``R_ohm`` of :func:`inference.dc.fit_dc`.
 """
@@ -47,7 +48,7 @@ def composite_resistance_name(
         )
     if not circuit.arcs:
         raise InputError(
-            f"circuit {circuit.string} has no R‖CPE, R‖C or TLM arc; pass resistance='R…'"
+            f"circuit {circuit.string} has no R‖CPE, R‖C or TLM/TLMs arc; pass resistance='R…'"
         )
     return circuit.arcs[-1].r
 

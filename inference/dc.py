@@ -206,11 +206,29 @@ class DCFit:
         *,
         thickness_sd_cm=None,
         area_sd_cm2=None,
+        contact_ohm: float = 0.0,
+        contact_sd_ohm: float = 0.0,
         seed: int = 0,
     ) -> xr.DataArray:
-        """Electronic σ = L/(R·A) draws (S/cm); geometry defaults to the record's attrs."""
+        """Electronic σ = L/((R − R_contact)·A) draws (S/cm); geometry defaults to the record's
+        attrs.
+
+        ``contact_ohm`` ± ``contact_sd_ohm`` is the series resistance of a two-probe set-up
+        (rods and their contacts, e.g. measured on a blank die), drawn per draw as a Normal
+        truncated at 0 and subtracted; 0 (the default) keeps the measured R.
+
+        Raises
+        ------
+        InputError
+            A negative or non-finite contact resistance or sd.
+        ModelError
+            The contact resistance reaches the measured resistance in some draw.
+        """
+        r = self.posterior["R_ohm"]
+        if contact_ohm or contact_sd_ohm:
+            r = _minus_contact(r, contact_ohm, contact_sd_ohm, seed)
         return conductivity_dataarray(
-            self.posterior["R_ohm"],
+            r,
             self.record.attrs,
             thickness_cm=thickness_cm,
             area_cm2=area_cm2,
@@ -218,6 +236,22 @@ class DCFit:
             area_sd_cm2=area_sd_cm2,
             seed=seed,
         )
+
+
+def _minus_contact(r: xr.DataArray, contact_ohm, contact_sd_ohm, seed: int) -> xr.DataArray:
+    """R − R_contact per draw (Ω), R_contact ~ Normal(contact_ohm, contact_sd_ohm) ≥ 0."""
+    for name, value in (("contact_ohm", contact_ohm), ("contact_sd_ohm", contact_sd_ohm)):
+        if not (np.isfinite(value) and value >= 0):
+            raise InputError(f"{name}={value}: expected a finite resistance >= 0 Ω")
+    rng = np.random.default_rng([seed, 1])
+    contact = np.maximum(contact_ohm + contact_sd_ohm * rng.standard_normal(r.shape), 0.0)
+    sample = r - contact
+    if np.any(sample.values <= 0):
+        raise ModelError(
+            f"the contact resistance {contact_ohm:g} ± {contact_sd_ohm:g} Ω reaches the "
+            f"measured resistance ({float(r.min()):.4g} Ω in some draws); check dc_contact_ohm"
+        )
+    return sample.rename(r.name)
 
 
 def _unsettled_warning(step, rel_tol: float) -> str:
@@ -311,7 +345,9 @@ def fit_dc(
             f"voltages; found {np.unique(v).size}"
         )
     slope, intercept = np.polyfit(v, i, 1)
-    if not np.isfinite(slope) or slope <= 0:
+    # "Rises": by more than rounding across the biases (a constant current fits a slope of
+    # ±1e-20 A/V, whose sign is chance).
+    if not np.isfinite(slope) or slope * np.ptp(v) <= 1e-9 * float(np.max(np.abs(i))):
         raise ModelError(
             f"{source}: the steady-state current does not rise with the voltage "
             f"(slope {slope:.3g} A/V); no resistance can be inferred"

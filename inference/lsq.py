@@ -67,6 +67,10 @@ PROFILE_STEP = 1.0
 PROFILE_BISECTIONS = 7
 #: A Jacobian column this small against the largest: the parameter has no effect on Z.
 FLAT_COLUMN = 1e-6
+#: Apex of a transmission line with R₂ ≪ R₁ and α = 1, Z = R₁·tanh(ν/2)/(ν/2), ν² = jωR₁Q:
+#: −Im peaks at ωR₁Q ≈ 10.2 with height ≈ 0.417·R₁.
+TLM_APEX_PRODUCT = 10.2
+TLM_APEX_HEIGHT = 0.417
 #: Relative step of the finite-difference Jacobian (scipy's default for "2-point").
 FD_STEP = np.finfo(float).eps ** 0.5
 
@@ -252,7 +256,7 @@ def fit_lsq(
             f"{source}: {f.size} points give {2 * f.size} values, too few for the "
             f"{len(free)} free parameters of {c.string}"
         )
-    capacitive = {"C", "CPE", "W", "Wo", "Ws", "TLM"}
+    capacitive = {"C", "CPE", "W", "Wo", "Ws", "TLM", "TLMs"}
     if not has_capacitive_part(z) and any(n.element.symbol in capacitive for n in c.elements):
         raise ModelError(
             f"{source}: -Im(Z) <= 1 % of |Z| at every frequency (no capacitive part), "
@@ -573,7 +577,7 @@ def initial_guess(
 ) -> dict[str, float]:
     """Starting values for every parameter of ``circuit``, read off the spectrum.
 
-    Arcs (R‖CPE, R‖C, TLM) are matched, in string order, to the apexes of −Im(Z) vs log f
+    Arcs (R‖CPE, R‖C, TLM, TLMs) are matched, in string order, to the apexes of −Im(Z) vs log f
     taken from high to low frequency (the most prominent peaks; when the data show fewer
     peaks than the circuit has arcs, the missing ones are spread over the broad peak). Each arc's R
     is the real-axis span between the midpoints (in log f) to its neighbours; its CPE exponent
@@ -626,13 +630,17 @@ def initial_guess(
         r = resistance[a]
         omega_apex = 2 * math.pi * 10**a
         apex_height = max(float(np.interp(a, x, height)), 1e-6 * r)
-        alpha = float(np.clip(4 / math.pi * math.atan(2 * apex_height / r), 0.6, 0.98))
+        # A transmission line's arc is lower than a semicircle (−Im ≤ 0.42 R, not 0.5 R) and
+        # peaks where (R₁+R₂)·Q·ω^α ≈ 10 (not 1): scale both so its guess starts near it.
+        tlm = arc.kind in ("TLM", "TLMs")
+        shape, apex_product = (0.5 / TLM_APEX_HEIGHT, TLM_APEX_PRODUCT) if tlm else (1.0, 1.0)
+        alpha = float(np.clip(4 / math.pi * math.atan(2 * shape * apex_height / r), 0.6, 0.98))
         guess[arc.r] = r
         if arc.kind == "C":
             guess[arc.q] = 1 / (r * omega_apex)
         else:
             guess[arc.alpha] = alpha
-            guess[arc.q] = 1 / (r * omega_apex**alpha)
+            guess[arc.q] = apex_product / (r * omega_apex**alpha)
         if arc.kind == "TLM":
             guess[arc.r.replace("_0", "_1")] = 0.01 * r
 
@@ -682,7 +690,9 @@ def _apex_frequencies(
     if n == 0:
         return []
     smooth = np.convolve(np.pad(height, 1, mode="edge"), np.ones(3) / 3, mode="valid")
-    scale = max(float(np.max(np.abs(smooth))), 1e-300)
+    # Arcs are the capacitive (−Im > 0) part: a lead inductance's −Im < 0 at the top of the
+    # sweep (tens of Ω at MHz) must not set the scale.
+    scale = max(float(np.max(smooth)), 1e-300)
     # Noise bumps must not pass for arcs: a peak's prominence must exceed 3 local noise sd
     # (noise relative to |Z|, from the scatter about the 3-point mean, which keeps √(2/3) of it).
     noise_rel = 1.4826 * float(np.median(np.abs(height - smooth) / modulus)) / math.sqrt(2 / 3)

@@ -2,8 +2,9 @@
 
 One file that opens offline: figures are matplotlib PNGs inlined as base64, styles are inline,
 nothing is fetched from a network; the layout reflows down to phone widths (wide tables scroll
-sideways inside their box). Sections: headline (σ at the requested temperature vs the paper),
-σ/Ea table, recipe comparisons, Arrhenius plots (per recipe, then per cell), impedance fits per
+sideways inside their box). Sections: headline (σ at the requested temperature vs the paper —
+or, for a simulated study, vs the simulation's truth, under a "simulated" banner), σ/Ea table,
+recipe comparisons, Arrhenius plots (per recipe, then per cell), impedance fits per
 recipe (equal-aspect Nyquist plots with a zoom on the high-frequency arcs, Bode, residuals with
 the Kramers–Kronig residuals), DC I–V fits per recipe, the per-spectrum parameter table (every
 resistance with its 90 % interval and the record's verdict), rate-capability prediction,
@@ -66,6 +67,7 @@ code, pre { font-family: "SFMono-Regular", Menlo, Consolas, monospace; font-size
 pre { background: #f3f4f7; padding: 10px 12px; border-radius: 6px; white-space: pre-wrap; }
 .banner { border-radius: 8px; padding: 10px 14px; margin: 1em 0; }
 .banner.bad { background: #fde2e1; color: #7d1a15; }
+.banner.sim { background: #e8f0fb; color: #17365d; }
 td { white-space: nowrap; }
 td:last-child { white-space: normal; }
 td .note { white-space: normal; display: inline-block; max-width: 22em; }
@@ -147,6 +149,31 @@ def _colors(result) -> dict[str, str]:
     return {r: PALETTE[i % len(PALETTE)] for i, r in enumerate(recipes)}
 
 
+def is_simulated(result) -> bool:
+    """The study was simulated (``simulated = true`` in its manifest, or it ships a truth)."""
+    return bool(result.settings.get("simulated")) or bool(result.truth)
+
+
+def reference_sigma(result, recipe: str, kind: str, temperature_C: float) -> float | None:
+    """The value σ (S/cm) is checked against: for a simulated study the simulation's recipe
+    truth (Arrhenius from its 30 °C value and Ea), otherwise the paper's, or ``None``."""
+    if is_simulated(result):
+        true = result.truth.get((recipe, kind), {})
+        if "log10_sigma_30C" not in true:
+            return None
+        t_k = temperature_C + ZERO_C_K
+        log10_s = true["log10_sigma_30C"] - true.get("Ea_eV", 0.0) / (
+            arr.K_B_EV_PER_K * arr.LN10
+        ) * (1 / t_k - 1 / arr.T_30C_K)
+        return float(10.0**log10_s)
+    return result.paper.get("sigma", {}).get((recipe, kind, float(temperature_C)))
+
+
+def reference_label(result) -> str:
+    """How the reference values are named in tables and legends."""
+    return "truth (simulation)" if is_simulated(result) else "paper"
+
+
 def _plt():
     import matplotlib
 
@@ -202,23 +229,23 @@ def headline_figure(result, temperature_C: float) -> str:
                 lw=3,
             )
             ax.plot(row["median_S_per_cm"], y, "o", color=colors[row["recipe"]], ms=7)
-            paper = result.paper.get("sigma", {}).get((row["recipe"], kind, float(temperature_C)))
-            if paper:
+            ref = reference_sigma(result, row["recipe"], kind, temperature_C)
+            if ref:
                 ax.plot(
-                    paper,
+                    ref,
                     y,
                     marker="*",
                     color="#222",
                     ms=13,
                     ls="none",
-                    label="paper" if i == 0 else None,
+                    label=reference_label(result) if i == 0 else None,
                 )
         ax.set_yticks(range(len(table)), list(table["recipe"])[::-1])
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set_xlabel(f"{KIND_LABEL[kind]} at {temperature_C:g} °C (S/cm)")
         ax.set_ylim(-0.6, len(table) - 0.4)
-        if result.paper.get("sigma"):
+        if is_simulated(result) or result.paper.get("sigma"):
             ax.legend(loc="best", frameon=False)
     return _png(fig)
 
@@ -263,11 +290,9 @@ def arrhenius_figure(result, kind: str) -> str:
                 capsize=0,
                 alpha=0.9,
             )
-        paper = result.paper.get("sigma", {}).get((recipe, kind, 30.0))
-        if paper:
-            ax.plot(
-                1000 / (30 + ZERO_C_K), paper, marker="*", color=c, mec="#222", ms=15, ls="none"
-            )
+        ref = reference_sigma(result, recipe, kind, 30.0)
+        if ref:
+            ax.plot(1000 / (30 + ZERO_C_K), ref, marker="*", color=c, mec="#222", ms=15, ls="none")
     if out_ids:
         pts = recs[recs["id"].isin(out_ids)]
         ax.plot(
@@ -292,9 +317,9 @@ def arrhenius_figure(result, kind: str) -> str:
     )
     top.set_xlabel("T (°C)")
     handles, labels = ax.get_legend_handles_labels()
-    if result.paper.get("sigma"):
+    if is_simulated(result) or result.paper.get("sigma"):
         handles.append(plt.Line2D([], [], marker="*", color="#888", mec="#222", ms=12, ls="none"))
-        labels.append("paper, 30 °C")
+        labels.append(f"{reference_label(result)}, 30 °C")
     handles.append(plt.Line2D([], [], marker="o", color="#666", mfc="white", ls="none"))
     labels.append("one spectrum / record (±1 sd); marker = cell")
     ax.legend(
@@ -470,8 +495,8 @@ def iv_figure(result, recipe: str) -> str | None:
 
 def arrhenius_cells_figure(result, kind: str) -> str | None:
     """Arrhenius plot per cell, as deviations from the recipe: one panel per recipe; each cell's
-    points (±1 sd: fit and geometry) and its own posterior line (the cell level of the
-    hierarchical model, median and 90 % band), both minus the recipe-level median line, so that
+    points (±1 sd: fit and geometry) and its own posterior line (the cell level and slope of
+    the hierarchical model, median and 90 % band), both minus the recipe-level median line, so that
     cells that would overlap on a log σ axis stand apart."""
     tree = result.arrhenius[kind]
     post = tree["posterior"]
@@ -504,7 +529,10 @@ def arrhenius_cells_figure(result, kind: str) -> str | None:
         x = 1000.0 / grid
         for k, (cell, shade) in enumerate(zip(cells, shades, strict=True)):
             level = post["log10_sigma_ref_cell"].sel(cell=cell).values.ravel()[:, None]
-            lo, med, hi = np.quantile(level - slope(grid[None, :]), [0.05, 0.5, 0.95], axis=0)
+            # the cell's own slope where the model has one (Ea_cell), else its recipe's
+            own = post["Ea_cell"].sel(cell=cell).values.ravel() if "Ea_cell" in post else ea
+            line = level - slope(grid[None, :], own)
+            lo, med, hi = np.quantile(line, [0.05, 0.5, 0.95], axis=0)
             ax.fill_between(x, lo - recipe_line, hi - recipe_line, color=shade, alpha=0.15, lw=0)
             ax.plot(x, med - recipe_line, color=shade, lw=1.4, label=cell)
             pts = sub[sub["cell"] == cell]
@@ -543,17 +571,26 @@ def _status_pill(result) -> str:
     )
 
 
+def _pill_inside(lo: float, value: float | None, hi: float) -> str:
+    if value is None:
+        return ""
+    if lo <= value <= hi:
+        return ' <span class="pill ok">in 90 %</span>'
+    return ' <span class="pill warn">outside</span>'
+
+
 def _sigma_table(result, temperature_C: float) -> str:
     ea = result.activation_energy_table()
     sig = result.conductivity_table(temperature_C)
-    has_paper = bool(result.paper.get("sigma"))
-    has_truth = bool(result.truth)
+    simulated = is_simulated(result)
+    has_ref = simulated or bool(result.paper.get("sigma"))
+    label = reference_label(result)
     header = ["recipe", "kind", f"σ({temperature_C:g} °C) median", "90 % interval (S/cm)"]
-    if has_paper:
-        header += ["paper", "median / paper"]
+    if has_ref:
+        header += [label, f"median / {label.split(' ')[0]}"]
     header += ["Ea median (eV)", "Ea 90 % interval"]
-    if has_truth:
-        header += ["Ea true (simulation)"]
+    if simulated:
+        header += ["Ea truth (simulation)"]
     rows = []
     for s in sig.itertuples():
         e = ea[(ea["recipe"] == s.recipe) & (ea["kind"] == s.kind)].iloc[0]
@@ -564,21 +601,12 @@ def _sigma_table(result, temperature_C: float) -> str:
             f"{_sci(s.ci90_lo_S_per_cm)} – {_sci(s.ci90_hi_S_per_cm)}"
             + (f" {PRIOR_PILL}" if s.prior_dominated else ""),
         ]
-        if has_paper:
-            paper = result.paper["sigma"].get((s.recipe, s.kind, float(temperature_C)))
-            inside = paper is not None and s.ci90_lo_S_per_cm <= paper <= s.ci90_hi_S_per_cm
-            mark = (
-                ""
-                if paper is None
-                else (
-                    ' <span class="pill ok">in 90 %</span>'
-                    if inside
-                    else ' <span class="pill warn">outside</span>'
-                )
-            )
+        if has_ref:
+            ref = reference_sigma(result, s.recipe, s.kind, temperature_C)
+            mark = _pill_inside(s.ci90_lo_S_per_cm, ref, s.ci90_hi_S_per_cm)
             row += [
-                (_sci(paper) + mark) if paper else "–",
-                _num(s.median_S_per_cm / paper, ".2f") if paper else "–",
+                (_sci(ref) + mark) if ref else "–",
+                _num(s.median_S_per_cm / ref, ".2f") if ref else "–",
             ]
         width = max(e.ci90_hi_eV - e.ci90_lo_eV, 1e-6)
         fmt = f".{max(3, 1 - math.floor(math.log10(width)))}f"
@@ -587,35 +615,48 @@ def _sigma_table(result, temperature_C: float) -> str:
             f"{_num(e.ci90_lo_eV, fmt)} – {_num(e.ci90_hi_eV, fmt)}"
             + (f" {PRIOR_PILL}" if e.prior_dominated else ""),
         ]
-        if has_truth:
+        if simulated:
             true = result.truth.get((s.recipe, s.kind), {}).get("Ea_eV")
-            inside = true is not None and e.ci90_lo_eV <= true <= e.ci90_hi_eV
-            mark = (
-                ' <span class="pill ok">in 90 %</span>'
-                if inside
-                else ' <span class="pill warn">outside</span>'
-            )
+            mark = _pill_inside(e.ci90_lo_eV, true, e.ci90_hi_eV)
             row += [_num(true, fmt) + mark if true is not None else "–"]
         rows.append(row)
-    return _table(header, rows, left=2)
+    table = _table(header, rows, left=2)
+    if simulated and result.paper.get("sigma"):
+        table += (
+            '<p class="note">Checked against the <b>simulation\'s recipe truth</b> '
+            "(truth.json). The simulated recipes were given the paper's 30 °C conductivities "
+            "as their truth, so agreement with the paper here is by construction, not an "
+            "independent check of the paper.</p>"
+        )
+    return table
 
 
 def _comparison_table(result) -> str:
     ratios = result.paper.get("ratios", {})
+    simulated = is_simulated(result)
     rows = []
     for t in result.settings.get("temperatures_C", [30.0]):
         for c in result.comparisons(t):
-            rows.append(
-                [
-                    f"<b>{_e(c['numerator'])}</b> / {_e(c['denominator'])}",
-                    c["kind"],
-                    f"{c['temperature_C']:g} °C",
-                    _num(c["ratio_median"], ".3g") + "×",
-                    f"{_num(c['ratio_ci90'][0], '.3g')} – {_num(c['ratio_ci90'][1], '.3g')}",
-                    _num(c["p_greater"], ".3f"),
-                ]
-            )
-    table = _table(["ratio", "kind", "T", "median", "90 % interval", "P(ratio > 1)"], rows, left=2)
+            row = [
+                f"<b>{_e(c['numerator'])}</b> / {_e(c['denominator'])}",
+                c["kind"],
+                f"{c['temperature_C']:g} °C",
+                _num(c["ratio_median"], ".3g") + "×",
+                f"{_num(c['ratio_ci90'][0], '.3g')} – {_num(c['ratio_ci90'][1], '.3g')}",
+                _num(c["p_greater"], ".3f"),
+            ]
+            if simulated:
+                a, b = (
+                    reference_sigma(result, c[k], c["kind"], c["temperature_C"])
+                    for k in ("numerator", "denominator")
+                )
+                true = a / b if a and b else None
+                lo, hi = c["ratio_ci90"]
+                mark = _pill_inside(lo, true, hi)
+                row.append(_num(true, ".3g") + "×" + mark if true else "–")
+            rows.append(row)
+    header = ["ratio", "kind", "T", "median", "90 % interval", "P(ratio > 1)"]
+    table = _table(header + (["truth (simulation)"] if simulated else []), rows, left=2)
     if ratios:
         quoted = ", ".join(f"{_e(k)} = {v:g}×" for k, v in ratios.items())
         table += f'<p class="note">Ratios quoted by the paper (30 °C): {quoted}.</p>'
@@ -702,6 +743,16 @@ def _arrhenius_diag_table(result) -> str:
 VERDICT_PILL = {"ok": "ok", "warning": "warn", "excluded": "bad"}
 #: Roles of the default circuit's resistances in the 5-layer ion-blocking cell (physics.md §2.5).
 DEFAULT_ROLES = {"R0": "series", "R1": "SE bulk", "R2": "interfaces", "R3": "composite"}
+#: Circuit → roles of its resistances, for the circuits sigmalab writes or defaults to (the
+#: virtual lab's: the separators' arc lies above the window, so R0 holds them with the leads).
+KNOWN_ROLES = {
+    ("R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)", "R3"): DEFAULT_ROLES,
+    ("L0-R0-p(R1,CPE1)-TLMs2", "TLMs2_0"): {
+        "R0": "series + SE",
+        "R1": "interfaces",
+        "TLMs2_0": "composite",
+    },
+}
 
 
 def record_verdict(row, outlier: dict[str, float]) -> tuple[str, str, str]:
@@ -758,10 +809,10 @@ def _parameters_table(result) -> str:
     c = parse_circuit(result.settings["circuit"])
     composite = result.settings.get("resistance")
     names = [n for n, u in zip(c.param_names, c.param_units, strict=True) if u == "Ohm"]
-    default = c.string == "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)" and composite == "R3"
+    roles = KNOWN_ROLES.get((c.string, composite), {})
     header = ["spectrum", "T"]
     for n in names:
-        role = DEFAULT_ROLES.get(n) if default else None
+        role = roles.get(n)
         label = f"{role} ({n})" if role else n
         header.append(label + (" → σ" if n == composite else ""))
     header.insert(1, "verdict")
@@ -863,6 +914,18 @@ def _records_table(result) -> str:
     )
 
 
+def _simulated_banner(result) -> str:
+    if not is_simulated(result):
+        return ""
+    s = result.settings
+    made_by = f" ({_e(s['generator'])}, seed {_e(s.get('simulation_seed', '?'))})"
+    return (
+        '<p class="banner sim"><b>Simulated data</b>: this study was simulated by sigmalab\'s '
+        f"virtual lab{made_by if s.get('generator') else ''}; no cell was measured. Results are "
+        "checked against the simulation's truth (truth.json).</p>"
+    )
+
+
 def _failures_banner(result) -> str:
     failed = result.failures
     if failed.empty:
@@ -905,6 +968,7 @@ def render_report(result) -> str:
         f" study · stage-1 method <b>{_e(s.get('method', ''))}</b>"
         f" · {model} · Arrhenius form <b>{_e(FORM_LABEL.get(form, form))}</b>"
         f" · seed {s.get('seed', 0)}</p>",
+        _simulated_banner(result),
         f"<p>{_status_pill(result)}</p>",
         _failures_banner(result),
         _warnings_banner(result),
@@ -933,7 +997,7 @@ def render_report(result) -> str:
             _figure(
                 headline_figure(result, t_main),
                 f"Posterior of the recipe-level σ at {t_main:g} °C (violin), median "
-                "(dot) and 90 % interval (bar); ★ the paper's value.",
+                f"(dot) and 90 % interval (bar); ★ {reference_label(result)}.",
             )
         )
         for t in temps:
@@ -956,7 +1020,7 @@ def render_report(result) -> str:
                     arrhenius_figure(result, kind),
                     f"{KIND_LABEL[kind]}: one marker per spectrum / DC record "
                     "(error bar: fit and geometry, ±1 sd), recipe-level posterior "
-                    "median and 90 % band; ★ paper value at 30 °C.",
+                    f"median and 90 % band; ★ {reference_label(result)} at 30 °C.",
                 )
             )
         cells_figures = [(k, arrhenius_cells_figure(result, k)) for k in result.kinds]

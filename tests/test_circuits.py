@@ -48,6 +48,27 @@ def tlm_reference(p, w):
 
 
 REFERENCE["TLM"] = (tlm_reference, [400.0, 30.0, 2e-5, 0.9])
+# The short-rail line is the full one as its electronic rail vanishes (checked below too).
+REFERENCE["TLMs"] = (lambda p, w: tlm_reference([p[0], 1e-13 * p[0], p[1], p[2]], w),
+                     [400.0, 2e-5, 0.9])  # fmt: skip
+
+
+def test_short_rail_line_is_a_cpe_short_warburg_and_the_full_line_minus_a_resistor():
+    """TLMs with α = 1 is Ws with Z0 = R, τ = R·Q/4; its DC limit is R; and the full line is
+    exactly a resistor R₁‖R₂ plus a TLMs (R₁²/(R₁+R₂), Q·(R₁+R₂)²/R₁², α)."""
+    r, q = 250.0, 3e-4
+    w = _w(FREQ)
+    z = parse_circuit("TLMs1").impedance([r, q, 1.0], FREQ)
+    np.testing.assert_allclose(z, REFERENCE["Ws"][0]([r, r * q / 4], w), rtol=1e-10)
+    low = parse_circuit("TLMs1").impedance([r, q, 0.8], [1e-6])
+    assert low[0] == pytest.approx(r, rel=1e-4)
+    r2 = r / 7
+    full = parse_circuit("TLM1").impedance([r, r2, q, 0.8], FREQ)
+    total = r + r2
+    short = parse_circuit("R0-TLMs1").impedance(
+        [r * r2 / total, r**2 / total, q * total**2 / r**2, 0.8], FREQ
+    )
+    np.testing.assert_allclose(short, full, rtol=1e-10)
 
 
 def test_every_registered_element_has_a_reference():
@@ -183,12 +204,13 @@ def test_parse_names_units_bounds_and_round_trip():
 
 
 def test_arcs_name_r_q_alpha_in_string_order():
-    c = parse_circuit("R0-p(CPE1,R1)-p(R2,C2)-p(R3-W3,CPE3)-TLM4")
+    c = parse_circuit("R0-p(CPE1,R1)-p(R2,C2)-p(R3-W3,CPE3)-TLM4-TLMs5")
     arcs = [(a.r, a.q, a.alpha, a.kind) for a in c.arcs]
     assert arcs == [
         ("R1", "CPE1_0", "CPE1_1", "CPE"),
         ("R2", "C2", None, "C"),
         ("TLM4_0", "TLM4_2", "TLM4_3", "TLM"),
+        ("TLMs5_0", "TLMs5_1", "TLMs5_2", "TLMs"),
     ]  # p(R3-W3,CPE3) is not a plain R‖CPE arc
     # τ = (RQ)^(1/α): the apex of −Im of R‖CPE sits at ω = 1/τ
     params = {"R1": 100.0, "CPE1_0": 1e-6, "CPE1_1": 0.8}
@@ -235,9 +257,10 @@ def test_impedance_py_agrees_on_names_and_values():
 @pytest.fixture(scope="module")
 def pytensor_setup():
     pt = pytest.importorskip("pytensor.tensor")
-    c = parse_circuit("R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)-TLM1-Wo1")
+    c = parse_circuit("R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)-TLM1-TLMs1-Wo1")
     values = np.array(
-        [20, 50, 6e-8, 0.95, 100, 6e-6, 0.85, 400, 9e-5, 0.8, 300, 10, 1e-3, 0.9, 150, 0.8]
+        [20, 50, 6e-8, 0.95, 100, 6e-6, 0.85, 400, 9e-5, 0.8, 300, 10, 1e-3, 0.9]
+        + [200, 5e-4, 0.85, 150, 0.8]
     )
     return pt, c, values
 

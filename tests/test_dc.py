@@ -88,3 +88,19 @@ def test_one_bias_voltage_is_a_clear_error():
     rec = make_dc(t, np.full(50, 0.1), np.full(50, 0.002))
     with pytest.raises(InputError, match="two bias steps"):
         fit_dc(rec)
+
+
+def test_a_known_contact_resistance_is_subtracted_with_its_uncertainty(settled_fit):
+    from inference.errors import ModelError
+
+    plain = settled_fit.conductivity().values.ravel()
+    r = settled_fit.posterior["R_ohm"].values.ravel()
+    exact = settled_fit.conductivity(contact_ohm=10.0).values.ravel()
+    np.testing.assert_allclose(exact, 0.006 / ((r - 10.0) * 1.27), rtol=1e-12)
+    assert np.median(exact) / np.median(plain) == pytest.approx(50 / 40, rel=0.02)
+    spread = settled_fit.conductivity(contact_ohm=10.0, contact_sd_ohm=4.0).values.ravel()
+    assert np.std(np.log(spread)) > 2 * np.std(np.log(exact))  # its sd widens σ
+    with pytest.raises(ModelError, match="reaches the measured resistance"):
+        settled_fit.conductivity(contact_ohm=60.0)
+    with pytest.raises(InputError, match="contact_ohm"):
+        settled_fit.conductivity(contact_ohm=-1.0)

@@ -24,8 +24,9 @@ class Arc:
     r : name of the arc's resistance parameter (Ω).
     q : name of its capacitance (``C``, F) or CPE coefficient (``Q``, Ω⁻¹ s^α).
     alpha : name of the CPE exponent, ``None`` for an ideal capacitor (α = 1).
-    kind : ``"CPE"`` (R‖CPE), ``"C"`` (R‖C) or ``"TLM"`` (transmission line; ``r`` is
-        the contacted rail, τ ≈ ((R₁+R₂)Q)^(1/α) ≈ (R₁Q)^(1/α) when R₁ ≫ R₂).
+    kind : ``"CPE"`` (R‖CPE), ``"C"`` (R‖C), ``"TLM"`` (transmission line; ``r`` is
+        the contacted rail, τ ≈ ((R₁+R₂)Q)^(1/α) ≈ (R₁Q)^(1/α) when R₁ ≫ R₂) or ``"TLMs"``
+        (transmission line with a short electronic rail, τ = (R₁Q)^(1/α)).
     label : the arc as written, e.g. ``p(R1,CPE1)``.
 
     The time constant is τ = (R·Q)^(1/α) s, the apex frequency 1/(2πτ) Hz.
@@ -49,7 +50,7 @@ class Circuit:
     Parameters
     ----------
     string : e.g. ``"R0-p(R1,CPE1)-p(R2,CPE2)"``; series ``-``, parallel ``p(a,b,…)``,
-        elements R, C, L, CPE, W, Wo, Ws, TLM each followed by a number.
+        elements R, C, L, CPE, W, Wo, Ws, TLM, TLMs each followed by a number.
 
     Attributes
     ----------
@@ -59,7 +60,7 @@ class Circuit:
     param_names : impedance.py names (``R0``, ``CPE1_0``, ``CPE1_1``…) in string order.
     param_units : unit of each parameter ("" for exponents).
     param_bounds : natural-unit (low, high) per parameter: (0, inf) or, for CPE exponents, (0, 1).
-    arcs : :class:`Arc` per R‖CPE, R‖C or TLM, in string order.
+    arcs : :class:`Arc` per R‖CPE, R‖C, TLM or TLMs, in string order.
 
     Raises
     ------
@@ -221,9 +222,11 @@ def _walk(node):
 def _find_arcs(node) -> list[Arc]:
     arcs: list[Arc] = []
     if isinstance(node, ElementNode):
+        names = node.param_names
         if node.element.symbol == "TLM":
-            names = node.param_names
             arcs.append(Arc(names[0], names[2], names[3], "TLM", node.name))
+        elif node.element.symbol == "TLMs":
+            arcs.append(Arc(names[0], names[1], names[2], "TLMs", node.name))
         return arcs
     if isinstance(node, Parallel) and len(node.children) == 2:
         kids = node.children

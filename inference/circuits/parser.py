@@ -4,7 +4,7 @@ Grammar (whitespace ignored)::
 
     series   := term ("-" term)*
     term     := "p(" series ("," series)* ")" | element
-    element  := SYMBOL DIGITS          e.g. R0, CPE1, Wo2, TLM1
+    element  := SYMBOL DIGITS          e.g. R0, CPE1, Wo2, TLM1, TLMs2
 
 Errors raise :class:`~inference.errors.CircuitError` pointing at the offending character.
 """

@@ -38,24 +38,8 @@ class Preset:
 
 
 EMLEY2023_SEED = 20230829
-EMLEY2023_SETTINGS = LabSettings(
-    temperatures_C=(30.0, 39.0, 48.0, 57.0, 66.0, 75.0),
-    ion_cells_per_recipe=3,
-    electron_cells_per_recipe=3,
-    cell_spread_decades=0.08,
-    balanced=True,
-    noise_rel=0.01,
-    dc_noise_rel=0.005,
-    f_max_Hz=7e6,
-    f_min_Hz=1.0,
-    points_per_decade=10,
-    dc_biases_mV=(10.0, 20.0, 30.0, 40.0),
-    dc_hold_s=30.0,
-    dc_sample_s=1.0,
-    composite_model="rq",
-    csv_cells=("dry_PTFE-ion-3", "wet_NBR-electron-3"),
-    rate_capability=True,
-)
+#: The realistic lab's defaults (LabSettings docstring), two cells written as CSV.
+EMLEY2023_SETTINGS = LabSettings(csv_cells=("dry_PTFE-ion-3", "wet_NBR-electron-3"))
 EMLEY2023_RECIPES = {
     name: {**params, "press_MPa": 375.0, "se_wt_pct": 27.0, "carbon_wt_pct": 3.0}
     for name, params in PAPER_RECIPES.items()
@@ -122,15 +106,17 @@ press_MPa = 375
 
 def _emley2023_readme(seed: int) -> str:
     return f"""\
-# emley2023 — a simulated study calibrated to Emley et al. 2023
+# emley2023 — simulated by sigmalab's virtual lab, calibrated to Emley et al. 2023
 
-**Every data file in this folder is simulated.** Nothing here was measured. The files were
-written by sigmalab's virtual lab (`{GENERATOR}`, version {GENERATOR_VERSION}, seed
-{seed}) so that the true 30 °C conductivities of the three recipes equal the numbers
-reported by B. Emley et al., *Impact of fabrication methods on binder distribution and charge
-transport in composite cathodes of all-solid-state batteries*, Emley et al. 2023, Mater.
-Futures 2 045102 (CC-BY 4.0; the paper's numbers are quoted in `paper_values.toml` with their
-source). The paper's own raw data are not available to us.
+**Every data file in this folder is simulated by sigmalab's virtual lab.** Nothing here was
+measured. The files were written by `{GENERATOR}` (version {GENERATOR_VERSION}, seed {seed})
+so that the true 30 °C conductivities of the three *recipes* equal the numbers reported by
+B. Emley et al., *Impact of fabrication methods on binder distribution and charge transport in
+composite cathodes of all-solid-state batteries*, Emley et al. 2023, Mater. Futures 2 045102
+(CC-BY 4.0; the paper's numbers are quoted in `paper_values.toml` with their source). The
+paper's own raw data are not available to us. The cells scatter around those recipe values as
+real cells do, so an analysis of this folder is checked against `truth.json`, not against the
+paper (sigmalab's report says so in its first lines).
 
 ## Regenerate
 
@@ -151,42 +137,69 @@ The output is byte-identical for the same seed and generator version (a test che
 - Per recipe 3 `ion` cells (Li | LPSCl | composite | LPSCl | Li, electron-blocking) and 3
   `electron` cells (Ti | composite | Ti, ion-blocking), each measured at 30, 39, 48, 57, 66 and
   75 °C: 54 impedance spectra in `eis/` and 54 DC polarization records in `dc/`.
-- EIS: 7 MHz → 1 Hz, 10 points per decade (69 points), EC-Lab `.mpt` text exports
-  (PEIS); the cell `dry_PTFE-ion-3` is written as CSV (`freq/Hz,Re(Z)/Ohm,-Im(Z)/Ohm`).
+- EIS: 7 MHz → 10 mHz, 10 points per decade (89 points; the paper stopped at 1 Hz, where the
+  wet composite's arc is still open), EC-Lab `.mpt` text exports (PEIS); the cell
+  `dry_PTFE-ion-3` is written as CSV (`freq/Hz,Re(Z)/Ohm,-Im(Z)/Ohm`).
 - DC: bias steps of 10, 20, 30 and 40 mV held 30 s each, sampled every second, EC-Lab `.mpt`
   chronoamperometry exports (`time/s, control/V, Ewe/V, <I>/mA, Ns`); the cell
   `wet_NBR-electron-3` is written as CSV (`time/s,Ewe/V,I/mA`).
 - `manifest.toml` maps every file to its recipe, cell and temperature and gives each cell's
-  thickness and area with their uncertainties (what `inference.load_study` reads).
-- `truth.json` holds every true value: per recipe σ(30 °C) and activation energies, per cell
-  its effect, true geometry and parts, per file the true circuit parameters or DC resistances.
+  thickness and area with their uncertainties (what `inference.load_study` reads). Its
+  `[study]` table names the circuit to fit, `L0-R0-p(R1,CPE1)-TLMs2`, and the DC set-up's
+  contact resistance from a blank die, `dc_contact_ohm = 0.02` ± `dc_contact_sd_ohm`, which the
+  analysis subtracts from every electron cell's resistance.
+- `truth.json` holds every true value: the lab settings (`settings`: every artefact's
+  parameters, `balanced`, `cell_Ea_sd_eV`, `composite_model`), per recipe σ(30 °C) and activation
+  energies, per cell its effect, its own Ea, true geometry and parts, per file the actual
+  temperature, the true circuit parameters at the start of the sweep, its drift and outliers,
+  or the DC resistances.
 
-## How the data were simulated (physics: `shared/reference/physics.md`)
+## How the data were simulated
+
+Physics from `shared/reference/physics.md`, corrected where it was wrong
+(`optimizer/virtual_lab/cells.py` and `measure.py` say where and why).
 
 - Conductivities: σ_ion = σ_SE · s_process · g_binder(w_b) · f(ε_SE) with a percolation law in
   the SE volume fraction, a binder penalty with a floor, and a solvent factor for SE that met
   the slurry solvent; σ_el from VGCF percolation times a binder-coverage penalty. Constants are
   calibrated so the three recipes reproduce the paper exactly at 30 °C.
-- Temperature: Arrhenius centred at 303.15 K; Ea_ion 0.37 eV (dry), 0.38 eV (solvent-treated),
-  ≈ 0.42 eV (wet); Ea_el 0.03 eV (dry) and ≈ 0.05 eV (wet). The paper gives Ea only as plots,
-  so these are modelling choices.
-- Cell-to-cell spread: a log-normal cell effect of 0.08 decades (sd) on the conductivity each
-  cell measures, **centred within each recipe and cell type** (balanced design), so the mean
-  log10 σ of a recipe's three cells equals the paper value exactly. Each film also has its own
-  true thickness (60 ± 3 µm); the manifest reports a micrometer reading (±1.5 µm error) with
-  an uncertainty of 2 µm, and the punch area 1.267 ± 0.01 cm².
-- EIS: R_hf + (R_SE‖CPE) + (R_int‖CPE) + (R_composite‖CPE), circuit
-  `R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)`, with R_composite = L/(σ_ion·A). Two 100 µm LPSCl
-  separators (1e-3 S/cm, 0.33 eV) give the arc with its apex at 0.5–4.5 MHz, the Li|LPSCl
-  interfaces (30 Ω·cm², 0.40 eV) the arc at 25–360 kHz and the composite the arc at 7 Hz–4 kHz,
-  so the three arcs stay in separate decades for every recipe and temperature. CPE exponents
-  0.90, 0.85, 0.85. Noise: 1 % of |Z| (Gaussian) on Re and on Im.
-- DC: I = (V − V_offset)/(L/(σ_el·A) + R_contact), R_contact = 0.2 mΩ (0.2 % of the dry
-  cells' R_el, so this temperature-independent term hardly lowers the apparent Ea),
+- Temperature: Arrhenius centred at 303.15 K; recipe Ea_ion 0.37 eV (dry), 0.38 eV
+  (solvent-treated), ≈ 0.42 eV (wet); Ea_el 0.03 eV (dry) and ≈ 0.05 eV (wet). The paper gives
+  Ea only as plots, so these are modelling choices.
+- Cells are drawn, not centred: a log-normal cell effect of 0.15 decades (sd) on each
+  conductivity of a cell, and each cell's own activation energy, Normal around the recipe's
+  with sd 0.01 eV. The mean of a recipe's three cells therefore differs from the recipe's true
+  value by chance, as in a real study. Each film has its own true thickness (60 ± 3 µm); the
+  manifest reports a micrometer reading (±1.5 µm error) with an uncertainty of 2 µm, and the
+  punch area 1.267 ± 0.01 cm².
+- EIS of the 5-layer cell, `L0-R0-p(R1,C1)-p(R2,CPE2)-TLM3` in truth.json: a lead inductance
+  (0.1–1 µH, log-uniform per cell), leads 0.8 Ω, two 100 µm LPSCl separators (1e-3 S/cm,
+  0.33 eV) with their geometric capacitance (ε_r = 25), whose arc lies above the window
+  (60–450 MHz), the Li|LPSCl interfaces (30 Ω·cm², 0.40 eV, 0.2 µF/cm², CPE α 0.7–0.9 per cell;
+  apex 18–300 kHz) and the composite as a **two-rail transmission line**: ionic rail
+  R_ion = L/(σ_ion·A) contacted at both ends, electronic rail L/(σ_el·A) blocked by the
+  separators, and an interfacial capacitance between them of 0.3 mF per coupon (log-normal,
+  0.25 decades; α 0.85–0.95). The composite's −Im apex sits at 3–8 Hz for the wet cathode at
+  30 °C and up to 1.5 kHz for the dry one at 75 °C; its arc closes about 1.5 decades lower.
+- Instrument artefacts: noise 1 % of |Z| on Re and Im; every resistance drifts during a sweep
+  (linear in elapsed time, sd 0.5 % over the sweep); 0.3 outlying points per spectrum on
+  average, each 10 % of |Z| off; the cell's actual temperature is the set point ± 0.5 K (sd,
+  per measurement; files carry the set point). About a quarter of the spectra fail the
+  Kramers–Kronig check because of them — as real spectra do.
+- DC: I = (V − V_offset)/(L/(σ_el·A) + R_contact), with a two-probe Ti-rod contact of 20 mΩ
+  (log-normal per cell, 0.15 decades, +0.3 %/K) — a fifth of the dry cells' resistance —,
   V_offset ~ 0.1 mV (per cell, in `truth.json`), a 2 % capacitive overshoot decaying with
   τ = 1.5 s, and 0.5 % relative current noise.
 - Rate capability (truth only): the physics.md §2.7 proxy gives the retention vs C/10 at
-  60 °C from σ_ion (`truth.json`, `recipes.*.rate_capability`).
+  60 °C from the recipe's σ_ion (`truth.json`, `recipes.*.rate_capability`).
+
+## Fitting it
+
+The manifest's circuit models the composite with the transmission line whose electronic rail is
+short (`TLMs`): with carbon, σ_el/σ_ion is 50–3000 here, far too large for the spectrum to
+resolve the electronic rail. Fitted with the paper's R‖CPE instead (`sigmalab analyze
+datasets/emley2023 --circuit "L0-R0-p(R1,CPE1)-p(R2,CPE2)"`), σ_ion comes out 10–30 % too high
+(the misspecification table in the repository README shows the bias against σ_el/σ_ion).
 """
 
 

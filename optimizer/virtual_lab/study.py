@@ -10,6 +10,7 @@ and file headers take their dates from a fixed constant.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -23,7 +24,9 @@ from inference.errors import InputError, ManifestError
 from inference.rate_capability import capacity_retention
 from optimizer.virtual_lab.cells import (
     CELL_TYPES,
+    CONTACT_SPREAD_DECADES,
     Cell,
+    CellSpec,
     FailedCell,
     cell_effects,
     make_cell,
@@ -36,11 +39,18 @@ from optimizer.virtual_lab.materials import (
     material_properties,
     parse_recipe,
 )
-from optimizer.virtual_lab.measure import eis_frequencies, simulate_dc, simulate_eis
+from optimizer.virtual_lab.measure import (
+    COMPOSITE_RESISTANCE,
+    Artefacts,
+    analysis_circuit,
+    eis_frequencies,
+    simulate_dc,
+    simulate_eis,
+)
 from optimizer.virtual_lab.writers import write_dc_csv, write_dc_mpt, write_eis_csv, write_eis_mpt
 
 GENERATOR = "sigmalab.optimizer.virtual_lab"
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 #: File headers count "acquisition times" from here, one hour per file, never from the clock.
 CLOCK_START = datetime(2023, 8, 29, 9, 0, 0)
 _TYPE_CODE = {"ion": 0, "electron": 1}
@@ -50,22 +60,41 @@ SIGNIFICANT_DIGITS = 10  # truth.json numbers: robust to last-bit libm differenc
 
 @dataclass(frozen=True)
 class LabSettings:
-    """How the virtual lab makes and measures cells.
+    """How the virtual lab makes and measures cells; the defaults are a realistic lab.
 
-    Attributes
-    ----------
-    temperatures_C : measurement temperatures (°C), each cell is measured at all of them.
-    ion_cells_per_recipe, electron_cells_per_recipe : cells made per recipe and type.
-    cell_spread_decades : sd of the log10 cell effect on the measured conductivity.
-    balanced : centre the cell effects within each recipe and type, so the cells' mean
-        log10 σ equals the recipe's true value exactly.
-    noise_rel : EIS noise sd on Re and Im as a fraction of |Z|.
-    dc_noise_rel : DC current noise sd as a fraction of the current.
-    f_max_Hz, f_min_Hz, points_per_decade : EIS sweep.
-    dc_biases_mV, dc_hold_s, dc_sample_s : DC polarization steps.
-    composite_model : ``"rq"`` (R‖CPE composite arc) or ``"tlm"`` (transmission line).
-    csv_cells : ids of cells whose files are written as CSV instead of ``.mpt``.
-    rate_capability : add the physics.md §2.7 capacity-retention proxy to truth.json.
+    Design
+        temperatures_C : measurement temperatures (°C), each cell is measured at all of them.
+        ion_cells_per_recipe, electron_cells_per_recipe : cells made per recipe and type.
+        cell_spread_decades : sd of the log10 cell effect on each conductivity of a cell.
+        balanced : centre the cell effects within each recipe and type, so the cells' mean
+            log10 σ equals the recipe's true value exactly (off by default: cells are drawn).
+        cell_Ea_sd_eV : sd of a cell's activation energy around its recipe's (0.01 eV).
+    EIS sweep and physics
+        f_max_Hz, f_min_Hz, points_per_decade : the sweep, 7 MHz → 10 mHz by default: the
+            composite's arc of a wet cathode at 30 °C closes only below 1 Hz.
+        composite_model : ``"tlm"`` (two-rail transmission line, default) or ``"rq"`` (R‖CPE).
+        composite_capacitance_F, composite_capacitance_spread_decades : median interfacial
+            capacitance of the composite per coupon (F) and its log10 sd between cells.
+        interface_alpha : (low, high) of the Li|SE interface CPE exponent, uniform per cell.
+    Instrument artefacts
+        noise_rel : EIS noise sd on Re and Im as a fraction of |Z|.
+        lead_inductance_H : (low, high) of the set-up's series inductance, log-uniform per cell;
+            (0, 0) for none.
+        outliers_per_spectrum, outlier_size_rel : mean number of outlying points per spectrum
+            (Poisson) and their error as a fraction of |Z|.
+        drift_rel_sd : sd of the relative change of every resistance over one sweep.
+        temperature_offset_sd_K : sd of the cell's actual temperature around the set point, per
+            measurement (files and manifest carry the set point).
+    DC polarization
+        dc_noise_rel : DC current noise sd as a fraction of the current.
+        dc_biases_mV, dc_hold_s, dc_sample_s : DC polarization steps.
+        dc_contact_ohm, dc_contact_tcr_per_K : median Ti-rod contact resistance at 30 °C (Ω,
+            log-normal per cell, sd 0.15 decades) and its relative temperature coefficient (1/K).
+    Output
+        csv_cells : ids of cells whose files are written as CSV instead of ``.mpt``.
+        rate_capability : add the physics.md §2.7 capacity-retention proxy to truth.json.
+
+    :meth:`ideal` gives a lab without random artefacts.
     """
 
     temperatures_C: tuple[float, ...] = (30.0, 39.0, 48.0, 57.0, 66.0, 75.0)
@@ -73,15 +102,26 @@ class LabSettings:
     electron_cells_per_recipe: int = 3
     cell_spread_decades: float = 0.15
     balanced: bool = False
-    noise_rel: float = 0.01
-    dc_noise_rel: float = 0.005
+    cell_Ea_sd_eV: float = 0.01
     f_max_Hz: float = 7e6
-    f_min_Hz: float = 1.0
+    f_min_Hz: float = 0.01
     points_per_decade: int = 10
+    composite_model: str = "tlm"
+    composite_capacitance_F: float = 3e-4
+    composite_capacitance_spread_decades: float = 0.25
+    interface_alpha: tuple[float, float] = (0.7, 0.9)
+    noise_rel: float = 0.01
+    lead_inductance_H: tuple[float, float] = (1e-7, 1e-6)
+    outliers_per_spectrum: float = 0.3
+    outlier_size_rel: float = 0.1
+    drift_rel_sd: float = 0.005
+    temperature_offset_sd_K: float = 0.5
+    dc_noise_rel: float = 0.005
     dc_biases_mV: tuple[float, ...] = (10.0, 20.0, 30.0, 40.0)
     dc_hold_s: float = 30.0
     dc_sample_s: float = 1.0
-    composite_model: str = "rq"
+    dc_contact_ohm: float = 0.02
+    dc_contact_tcr_per_K: float = 0.003
     csv_cells: tuple[str, ...] = field(default=())
     rate_capability: bool = True
 
@@ -93,16 +133,53 @@ class LabSettings:
             problems.append("temperatures_C repeats a temperature")
         if self.ion_cells_per_recipe < 0 or self.electron_cells_per_recipe < 0:
             problems.append("cells per recipe must be >= 0")
-        if self.cell_spread_decades < 0 or self.noise_rel < 0 or self.dc_noise_rel < 0:
-            problems.append("spreads and noise must be >= 0")
+        non_negative = (
+            "cell_spread_decades",
+            "cell_Ea_sd_eV",
+            "noise_rel",
+            "dc_noise_rel",
+            "composite_capacitance_spread_decades",
+            "outliers_per_spectrum",
+            "outlier_size_rel",
+            "drift_rel_sd",
+            "temperature_offset_sd_K",
+            "dc_contact_ohm",
+        )
+        negative = [name for name in non_negative if not getattr(self, name) >= 0]
+        if negative:
+            problems.append(f"{', '.join(negative)} must be >= 0")
         if not 0 < self.f_min_Hz < self.f_max_Hz or self.points_per_decade < 1:
             problems.append("EIS sweep needs 0 < f_min_Hz < f_max_Hz and points_per_decade >= 1")
         if len(self.dc_biases_mV) < 2 or self.dc_hold_s < self.dc_sample_s or self.dc_sample_s <= 0:
             problems.append("DC needs >= 2 biases and dc_hold_s >= dc_sample_s > 0")
         if self.composite_model not in ("rq", "tlm"):
             problems.append(f"composite_model must be 'rq' or 'tlm', got {self.composite_model!r}")
+        if not self.composite_capacitance_F > 0:
+            problems.append("composite_capacitance_F must be > 0")
+        for name, low, high in (("interface_alpha", 0.0, 1.0), ("lead_inductance_H", 0.0, 1e-3)):
+            pair = getattr(self, name)
+            if len(pair) != 2 or not low <= pair[0] <= pair[1] <= high:
+                problems.append(
+                    f"{name} must be [low, high] with {low:g} <= low <= high <= {high:g}"
+                )
+        if self.interface_alpha and self.interface_alpha[0] <= 0:
+            problems.append("interface_alpha must be > 0")
         if problems:
             raise InputError("lab settings: " + "; ".join(problems))
+
+    @classmethod
+    def ideal(cls, **overrides) -> LabSettings:
+        """A lab without random artefacts: no outliers, drift, temperature error, contact
+        resistance or cell-to-cell Ea; what is left is the noise on Re and Im and the set-up's
+        lead inductance (part of the fitted circuit), plus ``overrides``."""
+        clean = {
+            "cell_Ea_sd_eV": 0.0,
+            "outliers_per_spectrum": 0.0,
+            "drift_rel_sd": 0.0,
+            "temperature_offset_sd_K": 0.0,
+            "dc_contact_ohm": 0.0,
+        }
+        return cls(**{**clean, **overrides})
 
     @classmethod
     def from_dict(cls, values: dict) -> LabSettings:
@@ -122,6 +199,18 @@ class LabSettings:
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    def cell_spec(self) -> CellSpec:
+        """The cell-making part of these settings."""
+        return CellSpec(
+            cell_Ea_sd_eV=self.cell_Ea_sd_eV,
+            composite_capacitance_F=self.composite_capacitance_F,
+            composite_capacitance_spread_decades=self.composite_capacitance_spread_decades,
+            interface_alpha=tuple(self.interface_alpha),
+            lead_inductance_H=tuple(self.lead_inductance_H),
+            dc_contact_ohm=self.dc_contact_ohm,
+            dc_contact_tcr_per_K=self.dc_contact_tcr_per_K,
+        )
 
 
 @dataclass(frozen=True)
@@ -154,10 +243,6 @@ def _rounded(value):
     if isinstance(value, np.generic):
         return _rounded(value.item())
     return value
-
-
-def _seed_int(*entropy: int) -> int:
-    return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0])
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -258,6 +343,7 @@ def simulate_study(
     manifest_cells, manifest_files, written = [], [], []
     truth_recipes, truth_cells, truth_files = {}, {}, {}
     n_cells = {"ion": settings.ion_cells_per_recipe, "electron": settings.electron_cells_per_recipe}
+    spec = settings.cell_spec()
 
     for ri, (recipe_name, recipe) in enumerate(parsed.items()):
         material = material_properties(recipe)
@@ -280,6 +366,8 @@ def simulate_study(
                     recipe_name=recipe_name,
                     rng=np.random.default_rng([seed, ri, code, ci]),
                     log10_effect=effect,
+                    spread_decades=settings.cell_spread_decades,
+                    spec=spec,
                 )
                 if isinstance(cell, FailedCell):
                     failures.append(cell)
@@ -326,6 +414,10 @@ def simulate_study(
             "simulated": True,
             "generator": f"{GENERATOR} {GENERATOR_VERSION}",
             "seed": seed,
+            "circuit": analysis_circuit(
+                settings.composite_model, settings.lead_inductance_H[1] > 0
+            ),
+            **_blank_die(settings),
         },
         "recipes": {k: r.as_dict() for k, r in parsed.items()},
         "cells": manifest_cells,
@@ -353,6 +445,15 @@ def simulate_study(
     return SimulatedStudy(
         out_dir, out_dir / "manifest.toml", list(parsed), cells, failures, written
     )
+
+
+def _blank_die(settings: LabSettings) -> dict:
+    """What the lab knows of its DC contacts from a blank die (no sample between the rods): the
+    median contact resistance, with the cells' spread around it as its sd (manifest keys)."""
+    if settings.dc_contact_ohm == 0 or settings.electron_cells_per_recipe == 0:
+        return {}
+    sd = settings.dc_contact_ohm * math.log(10) * CONTACT_SPREAD_DECADES
+    return {"dc_contact_ohm": settings.dc_contact_ohm, "dc_contact_sd_ohm": round(sd, 6)}
 
 
 def _recipe_truth(recipe, material, settings: LabSettings) -> dict:
@@ -389,6 +490,8 @@ def _cell_truth(cell: Cell) -> dict:
         "log10_effect": cell.log10_effect,
         "sigma_30C_S_per_cm": cell.sigma_30C_S_per_cm,
         "Ea_eV": cell.Ea_eV,
+        "sigma_other_30C_S_per_cm": cell.sigma_other_30C_S_per_cm,
+        "Ea_other_eV": cell.Ea_other_eV,
         "thickness_true_cm": cell.thickness_cm,
         "area_true_cm2": cell.area_cm2,
         "thickness_reported_um": cell.reported_thickness_um,
@@ -396,10 +499,25 @@ def _cell_truth(cell: Cell) -> dict:
     }
 
 
+def sweep_artefacts(rng: np.random.Generator, n_points: int, settings: LabSettings) -> Artefacts:
+    """Drift and outliers of one sweep, drawn from ``settings``."""
+    drift = settings.drift_rel_sd * rng.standard_normal()
+    n_outliers = min(int(rng.poisson(settings.outliers_per_spectrum)), n_points)
+    outliers = np.sort(rng.choice(n_points, size=n_outliers, replace=False))
+    return Artefacts(
+        noise_rel=settings.noise_rel,
+        drift_rel=float(drift),
+        outliers=tuple(int(k) for k in outliers),
+        outlier_size_rel=settings.outlier_size_rel,
+    )
+
+
 def _measure(staging, cell, temperature_C, entropy, frequency, biases_V, settings):
     """Simulate and write one file; return its relative path and its truth entry."""
     seed, ri, code, ci, ti = entropy
+    rng = np.random.default_rng(list(entropy))
     temperature_K = temperature_C + ZERO_C_K
+    actual_K = temperature_K + settings.temperature_offset_sd_K * rng.standard_normal()
     as_csv = cell.cell_id in settings.csv_cells
     suffix = "csv" if as_csv else "mpt"
     kind = _KIND[cell.cell_type]
@@ -413,15 +531,17 @@ def _measure(staging, cell, temperature_C, entropy, frequency, biases_V, setting
         "kind": kind,
         "temperature_C": temperature_C,
         "temperature_K": temperature_K,
-        "sigma_S_per_cm": cell.sigma(temperature_K),
+        "temperature_true_K": actual_K,
+        "sigma_S_per_cm": cell.sigma(actual_K),
     }
     if kind == "eis":
+        artefacts = sweep_artefacts(rng, frequency.size, settings)
         record = simulate_eis(
             cell,
-            temperature_K,
+            actual_K,
             frequency,
-            seed=_seed_int(*entropy),
-            noise_rel=settings.noise_rel,
+            rng=rng,
+            artefacts=artefacts,
             composite_model=settings.composite_model,
         )
         if as_csv:
@@ -438,15 +558,21 @@ def _measure(staging, cell, temperature_C, entropy, frequency, biases_V, setting
                 area_cm2=cell.reported_area_cm2,
                 points_per_decade=settings.points_per_decade,
             )
-        truth |= {"circuit": record.circuit, "parameters": record.parameters}
+        truth |= {
+            "circuit": record.circuit,
+            "parameters": record.parameters,
+            "composite_resistance": COMPOSITE_RESISTANCE[settings.composite_model],
+            "drift_rel": artefacts.drift_rel,
+            "outlier_points": list(artefacts.outliers),
+        }
     else:
         record = simulate_dc(
             cell,
-            temperature_K,
+            actual_K,
             biases_V,
             hold_s=settings.dc_hold_s,
             sample_s=settings.dc_sample_s,
-            rng=np.random.default_rng(list(entropy)),
+            rng=rng,
             noise_rel=settings.dc_noise_rel,
         )
         if as_csv:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from optimizer.virtual_lab.measure import sweep_times
+
 EIS_COLUMNS = (
     "freq/Hz",
     "Re(Z)/Ohm",
@@ -100,11 +102,6 @@ def _write_mpt(path: Path, header: list, columns, rows: list[str]) -> None:
     Path(path).write_bytes(text.encode(ENCODING))
 
 
-def eis_times(frequency_Hz) -> np.ndarray:
-    """Elapsed time (s) at each point of a sweep: 3 periods per point, at least 0.1 s."""
-    return np.cumsum(np.maximum(0.1, 3.0 / np.asarray(frequency_Hz, dtype=float)))
-
-
 def write_eis_mpt(
     path,
     frequency_Hz,
@@ -151,7 +148,7 @@ def write_eis_mpt(
     )
     modulus = np.hypot(zr, zi)
     phase = np.degrees(np.arctan2(zi, zr))
-    times = eis_times(f)
+    times = sweep_times(f)
     rows = [
         "\t".join(
             [
