@@ -104,6 +104,8 @@ def compare_circuits(
     }
     table = az.compare({n: f.to_datatree() for n, f in fits.items()})
     table = pd.DataFrame(table)
+    # ArviZ ≥ 1 signs the difference (≤ 0 for a worse circuit); kept as the gap to the best.
+    table["elpd_diff"] = table["elpd_diff"].abs()
     table["n_params"] = [parse_circuit(n).n_params for n in table.index]
     table["verdict"] = [fits[n].verdict for n in table.index]
     best = str(table.index[table["rank"].argmin()])

@@ -47,7 +47,7 @@ PUBLIC = {
     "analyze_study capacity_retention composite_resistance_name conductivity_draws detect_format "
     "detect_plateaus fit_dc fit_lsq fit_spectra fit_spectrum kk_check make_dc load_study "
     "make_spectrum parse_circuit read_dc read_records read_spectra read_spectrum "
-    "simulate_spectrum from_complex to_complex trim",
+    "simulate_spectrum from_complex to_complex trim CircuitComparison compare_circuits",
     "optimizer": "Campaign CampaignError CampaignFileError ObservationError Proposals Space "
     "SpaceError observations_from_study plot_progress",
 }
