@@ -59,7 +59,6 @@ import pymc as pm
 import xarray as xr
 
 from inference.errors import InputError, ModelError
-from inference.fit import TARGET_ACCEPT_RETRY
 
 #: Boltzmann constant, eV/K.
 K_B_EV_PER_K = 8.617333262e-5
@@ -551,7 +550,10 @@ def _tree_from_draws(model: pm.Model, out, observed: dict) -> xr.DataTree:
 
 def _sample(model_key, build, data, init, *, draws, tune, chains, seed, sampler):
     """Sample through :mod:`inference.samplers` (compiled once per key); returns
-    (model, Draws, runs), ``runs`` one dict per run (a second after divergences)."""
+    (model, Draws, runs), ``runs`` one dict per run. A run that broke a threshold is run again
+    as the spectra are (:func:`inference.diagnostics.next_run`: divergences, smaller steps;
+    ESS short or r̂ high, more draws); the last run is the result."""
+    from inference import diagnostics as dg
     from inference.samplers import get_sampler
 
     built = {}
@@ -562,18 +564,23 @@ def _sample(model_key, build, data, init, *, draws, tune, chains, seed, sampler)
 
     smp = get_sampler(model_key, make, sampler=sampler, chains=chains, tune=tune, draws=draws)
     model = built.get("model") or getattr(smp, "model", None) or smp.jmodel.model
-    out = smp.run(data, init, draws=draws, seed=seed)
-    runs = [{"target_accept": getattr(smp, "target_accept", None), "divergences": _n_div(out)}]
-    if runs[0]["divergences"]:
-        # As for the spectra (inference.fit.TARGET_ACCEPT_RETRY): smaller steps where the
-        # layer's geometry diverged; both runs are recorded in the tree's attrs.
-        out = smp.run(data, init, draws=draws, seed=seed + 1, target_accept=TARGET_ACCEPT_RETRY)
-        runs.append({"target_accept": TARGET_ACCEPT_RETRY, "divergences": _n_div(out)})
-    return model, out, runs
-
-
-def _n_div(out) -> int:
-    return int(np.asarray(out.sample_stats["diverging"]).sum())
+    runs, target, n_draws = [], None, draws
+    while True:
+        out = smp.run(data, init, draws=n_draws, seed=seed + 7919 * len(runs), target_accept=target)
+        tree = _tree_from_draws(model, out, {})
+        posterior = tree["posterior"].to_dataset().drop_vars("log_likelihood_obs", errors="ignore")
+        diag = dg.sampling(posterior, tree["sample_stats"].to_dataset())
+        runs.append(
+            {
+                "draws": n_draws,
+                "target_accept": target or getattr(smp, "target_accept", None),
+                **{k: diag[k] for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences")},
+            }
+        )
+        settings = dg.next_run(diag, len(runs), n_draws, draws, target)
+        if settings is None:
+            return model, out, runs
+        n_draws, target = settings
 
 
 def fit_arrhenius(

@@ -10,8 +10,8 @@ least-squares fit with Laplace draws (Gaussian on the fit's log/logit scale), la
 ``method="lsq"`` in its attrs; a parameter at a bound gets one-sided Laplace draws.
 
 A NUTS run that breaks a threshold of :mod:`inference.diagnostics` is run again where that can
-help (``retry``, :data:`TARGET_ACCEPT_RETRY`); the result's ``verdict`` and ``reasons`` come
-from :mod:`inference.diagnostics`. Every fit keeps its pointwise log-likelihood, sample
+help (``retry``, :func:`inference.diagnostics.next_run`); the result's ``verdict`` and ``reasons``
+come from :mod:`inference.diagnostics`. Every fit keeps its pointwise log-likelihood, sample
 statistics (energy included, for E-BFMI) and all its draws, in memory and in its NetCDF, so
 ArviZ recomputes what the fit reports and ``az.loo`` / ``az.compare`` work on it.
 """
@@ -58,16 +58,6 @@ __all__ = [
 METHODS = ("nuts", "lsq")
 #: Posterior-predictive draws kept for fit bands (thinned evenly over chains and draws).
 N_PREDICTIVE = 200
-#: A NUTS run that broke a threshold is run again (``retry=True``), at most MAX_RERUNS times and
-#: only where needed: after divergent transitions with this target acceptance rate (the posteriors
-#: of overlapping arcs are thin curved valleys whose curvature grows tenfold towards α → 1;
-#: on the 8 hardest spectra of the bundled study, 2 seeds each, 0.99 left 0 divergences in
-#: 16 runs against 215 at 0.9 and 297 at 0.97, for ~3× the time per draw), and when the ESS
-#: falls short with as many more draws as the shortfall asks for (ESS grows in proportion),
-#: at most MAX_DRAWS_FACTOR × ``draws``; an r̂ above 1.01 asks for twice the draws.
-TARGET_ACCEPT_RETRY = 0.99
-MAX_DRAWS_FACTOR = 4
-MAX_RERUNS = 3
 
 
 @dataclass
@@ -311,8 +301,8 @@ def fit_spectrum(
         circuit order without the constants, as impedance.py takes it.
     lsq : a least-squares fit to start from (computed when omitted).
     retry : run NUTS again where a threshold was broken (divergences: smaller steps, target
-        acceptance :data:`TARGET_ACCEPT_RETRY`; ESS short or r̂ high: more draws, at most
-        :data:`MAX_DRAWS_FACTOR` × ``draws``), up to :data:`MAX_RERUNS` times; the last run is
+        acceptance 0.99; ESS short or r̂ high: more draws, at most 4 × ``draws``), up to 3
+        times (:func:`inference.diagnostics.next_run`); the last run is
         the result and every run is listed in ``attrs["runs"]``.
     progress : called with ``{"phase", "done", "total", "divergences"}`` events.
     should_stop : polled between sampling chunks; returning True raises :class:`FitCancelled`.
@@ -518,17 +508,10 @@ def _nuts_fit(
                 "timings_s": out.timings_s,
             }
         )
-        if not retry or len(runs) > MAX_RERUNS:
+        settings = dg.next_run(diag, len(runs), n_draws, draws, target) if retry else None
+        if settings is None:
             break
-        wanted = _draws_wanted(diag, n_draws)
-        again = bool(diag["divergences"]) and target is None
-        if again:
-            target = TARGET_ACCEPT_RETRY
-        if wanted > n_draws and n_draws < MAX_DRAWS_FACTOR * draws:
-            n_draws = min(wanted, MAX_DRAWS_FACTOR * draws)
-            again = True
-        if not again:
-            break
+        n_draws, target = settings
     if progress is not None:
         progress(
             {
@@ -565,19 +548,6 @@ def _nuts_fit(
         runs=runs,
     )
     return fit
-
-
-def _draws_wanted(diag: dict, n_draws: int) -> int:
-    """Draws per chain a rerun needs: ESS grows in proportion to the draws (with a 1.5 margin
-    for the run-to-run scatter of ESS estimates); an r̂ above its threshold with enough ESS
-    (chains that have not yet mixed their slow directions) asks for twice the draws."""
-    short = min(diag["min_ess_bulk"], diag["min_ess_tail"])
-    wanted = n_draws
-    if np.isfinite(short) and short < dg.ESS_MIN:
-        wanted = int(np.ceil(1.5 * n_draws * dg.ESS_MIN / max(short, 1.0)))
-    if np.isfinite(diag["max_rhat"]) and diag["max_rhat"] > dg.RHAT_MAX:
-        wanted = max(wanted, 2 * n_draws)
-    return wanted
 
 
 def _supports(c) -> dict[str, tuple[float, float]]:
