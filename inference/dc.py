@@ -314,6 +314,7 @@ def fit_dc(
     seed: int = 0,
     sampler: str = "blackjax",
     rel_tol: float = REL_TOL,
+    retry: bool = True,
     progress: ProgressFn | None = None,
     should_stop: StopFn | None = None,
 ) -> DCFit:
@@ -324,6 +325,8 @@ def fit_dc(
     record : DC record (``make_dc``) with at least two bias steps at different voltages.
     draws, tune, chains, seed, sampler : NUTS settings (see :func:`inference.fit.fit_spectrum`).
     rel_tol : plateau tolerance (see :func:`detect_plateaus`).
+    retry : run NUTS again where a threshold was broken, as for the spectra
+        (:func:`inference.diagnostics.next_run`); every run is listed in ``attrs["runs"]``.
     progress, should_stop : as for :func:`inference.fit.fit_spectrum`.
 
     Raises
@@ -389,19 +392,12 @@ def fit_dc(
         tune=tune,
         draws=draws,
     )
-    out = smp.run(
-        {
-            "voltage_V": v,
-            "current_A": i,
-            "current_sd_A": np.maximum(se, 1e-30),
-            "prior_scales": scales,
-        },
-        init,
-        draws=draws,
-        seed=seed,
-        progress=progress,
-        should_stop=should_stop,
-    )
+    data = {
+        "voltage_V": v,
+        "current_A": i,
+        "current_sd_A": np.maximum(se, 1e-30),
+        "prior_scales": scales,
+    }
     units = {
         "R_ohm": "Ohm",
         "V0_V": "V",
@@ -410,13 +406,30 @@ def fit_dc(
         "z_log_R": "1",
         "z_I_mid": "1",
     }
-    posterior = xr.Dataset(
-        {k: (("chain", "draw"), out.posterior[k], {"units": units[k]}) for k in units},
-        coords={"chain": np.arange(chains), "draw": np.arange(draws)},
-    )
-    stats = xr.Dataset({k: (("chain", "draw"), x) for k, x in out.sample_stats.items()})
+    runs, target, n_draws = [], None, draws
+    while True:
+        out = smp.run(
+            data,
+            init,
+            draws=n_draws,
+            seed=seed + 7919 * len(runs),
+            progress=progress,
+            should_stop=should_stop,
+            target_accept=target,
+        )
+        posterior = xr.Dataset(
+            {k: (("chain", "draw"), out.posterior[k], {"units": units[k]}) for k in units},
+            coords={"chain": np.arange(chains), "draw": np.arange(n_draws)},
+        )
+        stats = xr.Dataset({k: (("chain", "draw"), x) for k, x in out.sample_stats.items()})
+        diagnostics = dg.sampling(posterior, stats, ["R_ohm", "V0_V"])
+        runs.append({"draws": n_draws, "target_accept": target, **diagnostics})
+        settings = dg.next_run(diagnostics, len(runs), n_draws, draws, target) if retry else None
+        if settings is None:
+            break
+        n_draws, target = settings
     fit = DCFit(posterior=posterior, sample_stats=stats, steps=steps, record=record, diagnostics={})
-    fit.diagnostics = {**dg.sampling(posterior, stats, ["R_ohm", "V0_V"]), "at_bound": []}
+    fit.diagnostics = {**diagnostics, "at_bound": []}
     fit.log_likelihood = _log_likelihood(
         posterior, v, i, np.maximum(se, 1e-30), scales, v_mid, i_max
     )
@@ -431,9 +444,10 @@ def fit_dc(
         "input_hash": input_hash(record),
         "sampler": out.sampler,
         "seed": seed,
-        "draws": draws,
+        "draws": n_draws,
         "tune": tune,
         "chains": chains,
+        "runs": json.dumps(runs),
         "prior_scales": json.dumps(scales.tolist()),
         "versions": json.dumps(_versions()),
         "diagnostics": json.dumps(d),

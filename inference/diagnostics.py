@@ -275,6 +275,7 @@ def record_verdict(
     *,
     at_bound: Iterable[str] = (),
     kk_passed: bool | None = None,
+    kk_finding: str = "",
     lsq_flags: Iterable[str] = (),
     other: Iterable[str] = (),
     failed: str = "",
@@ -286,7 +287,8 @@ def record_verdict(
     diagnostics : ``max_rhat``, ``min_ess_bulk``, ``min_ess_tail``, ``divergences``, ``bfmi``
         (NaN / absent for a least-squares record: nothing sampled, nothing to judge).
     at_bound : phrases of :func:`at_bound` (or the least-squares fit's bound hits).
-    kk_passed : Kramers–Kronig verdict (None: not checked).
+    kk_passed : Kramers–Kronig verdict (None: not checked); ``kk_finding`` the check's own
+        phrase for a failure (:meth:`inference.kramers_kronig.KKResult.finding`), if any.
     lsq_flags : the least-squares fit's flags (``poor_fit``, ``not_converged``; ``kk_failed``
         and ``at_bound:…`` are covered by the arguments above).
     other : further problems of the record, one phrase each (e.g. DC steps that never settle).
@@ -300,7 +302,7 @@ def record_verdict(
     reasons = sampling_reasons(diagnostics)
     reasons += [str(b) for b in at_bound]
     if kk_passed is False:
-        reasons.append("Kramers–Kronig check failed")
+        reasons.append(kk_finding or "Kramers–Kronig check failed")
     flags = set(lsq_flags)
     if "poor_fit" in flags:
         reasons.append("least-squares fit poor (residual well above the Lin-KK noise level)")

@@ -587,6 +587,7 @@ def _judge(fit: SpectrumFit) -> None:
         fit.diagnostics,
         at_bound=at_bound,
         kk_passed=None if fit.kk is None else bool(fit.kk.passed),
+        kk_finding="" if fit.kk is None else fit.kk.finding(),
         lsq_flags=lsq.flags,
     )
     notes = []

@@ -114,6 +114,21 @@ class KKResult:
     def rule(self) -> str:
         return f"Lin-KK passes when max |Z - Z_fit|/|Z| <= {self.threshold:g}"
 
+    def finding(self) -> str:
+        """One phrase for a failed check (empty when passed): how many points lie beyond the
+        threshold, the worst and its frequency; a few points are likely outliers, many a
+        spectrum that changed during the sweep (drift) or a non-linear response."""
+        if self.passed:
+            return ""
+        worst = np.maximum(np.abs(self.residuals_real), np.abs(self.residuals_imag))
+        n_over, k = int(np.sum(worst > self.threshold)), int(np.argmax(worst))
+        cause = "outliers?" if n_over <= 3 else "drift or a changing cell?"
+        return (
+            f"Kramers–Kronig check failed: {n_over} of {worst.size} points beyond "
+            f"{self.threshold:.0%} of |Z|, worst {worst[k]:.1%} at {self.frequency_Hz[k]:.3g} Hz "
+            f"({cause})"
+        )
+
     def summary(self) -> dict:
         """NetCDF-safe attrs (numbers and strings only) describing the verdict."""
         return {

@@ -55,6 +55,7 @@ def test_series_resistance_drift_during_the_sweep_fails():
     result = kk_check(ds)
     assert not result.passed
     assert result.max_residual > result.threshold
+    assert result.finding().endswith("(drift or a changing cell?)")
     summary = result.to_dataset().attrs
     assert summary["kk_passed"] == 0 and summary["kk_verdict"] == "fail"
     # the same cell without the drift passes (seed and noise unchanged)
@@ -67,6 +68,19 @@ def test_series_resistance_drift_during_the_sweep_fails():
         steady.imag + noise * rng.standard_normal(69),
     )
     assert kk_check(ok).passed
+
+
+@pytest.mark.parametrize("index", [8, 40])
+def test_a_failure_names_the_outlying_point(index):
+    ds = simulate_spectrum(CELL, TRUTH, FREQ, noise_rel=0.01, seed=3)
+    z = ds["z_real"].values + 1j * ds["z_imag"].values
+    z[index] += 0.1 * abs(z[index]) * np.exp(1j * np.pi / 4)  # one point 10 % of |Z| off
+    result = kk_check(make_spectrum(FREQ, z.real, z.imag))
+    assert not result.passed
+    finding = result.finding()
+    assert f"worst {result.max_residual:.1%} at {FREQ[index]:.3g} Hz" in finding
+    assert finding.endswith("(outliers?)")
+    assert kk_check(ds).finding() == ""  # nothing to say where it passes
 
 
 def test_blocking_spectrum_with_capacitive_tail_passes():
