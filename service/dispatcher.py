@@ -200,13 +200,12 @@ class Dispatcher:
                                 flight.job_id, flight.attempt)  # fmt: skip
                     outcome = {"outcome": "lost", "error_type": ErrorType.INFRASTRUCTURE_LOST,
                                "message": "the worker lost its database connection"}  # fmt: skip
-                    self._settle(flight, outcome)
-                    continue
-                # An exception escaped run_attempt itself: our bug or a broken environment.
-                log.error("job %s attempt %d raised: %s", flight.job_id, flight.attempt, exc)
-                message = "the worker failed unexpectedly (see the server log)"
-                outcome = {"outcome": "failed", "error_type": ErrorType.MODEL_ERROR,
-                           "message": message}  # fmt: skip
+                else:
+                    # An exception escaped run_attempt itself: our bug or a broken environment.
+                    log.error("job %s attempt %d raised: %s", flight.job_id, flight.attempt, exc)
+                    message = "the worker failed unexpectedly (see the server log)"
+                    outcome = {"outcome": "failed", "error_type": ErrorType.MODEL_ERROR,
+                               "message": message}  # fmt: skip
             except ray.exceptions.RayError as exc:  # worker/node died, object lost, …
                 self.runtime.suspect()
                 message = f"{type(exc).__name__}: the worker or its node was lost"
