@@ -32,6 +32,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 
 import ray
+import sqlalchemy as sa
 
 from service import jobs
 from service.artifacts import ArtifactStore
@@ -192,11 +193,19 @@ class Dispatcher:
                 outcome = {"outcome": "lost", "error_type": ErrorType.OUT_OF_MEMORY,
                            "message": "the worker ran out of memory"}  # fmt: skip
             except ray.exceptions.RayTaskError as exc:
-                # An exception escaped run_attempt itself: our bug or a broken environment.
-                log.error("job %s attempt %d raised: %s", flight.job_id, flight.attempt, exc)
-                message = "the worker failed unexpectedly (see the server log)"
-                outcome = {"outcome": "failed", "error_type": ErrorType.MODEL_ERROR,
-                           "message": message}  # fmt: skip
+                if isinstance(exc.cause, sa.exc.OperationalError):
+                    # The worker lost its database connection (a restart, a dropped link):
+                    # infrastructure, so the attempt is retried.
+                    log.warning("job %s attempt %d: database connection lost in the worker",
+                                flight.job_id, flight.attempt)  # fmt: skip
+                    outcome = {"outcome": "lost", "error_type": ErrorType.INFRASTRUCTURE_LOST,
+                               "message": "the worker lost its database connection"}  # fmt: skip
+                else:
+                    # An exception escaped run_attempt itself: our bug or a broken environment.
+                    log.error("job %s attempt %d raised: %s", flight.job_id, flight.attempt, exc)
+                    message = "the worker failed unexpectedly (see the server log)"
+                    outcome = {"outcome": "failed", "error_type": ErrorType.MODEL_ERROR,
+                               "message": message}  # fmt: skip
             except ray.exceptions.RayError as exc:  # worker/node died, object lost, …
                 self.runtime.suspect()
                 message = f"{type(exc).__name__}: the worker or its node was lost"

@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from inference.errors import InputError, ModelError
 from service import jobs
 from service.artifacts import ArtifactStore
@@ -159,6 +161,19 @@ class _MonitorHandler(logging.Handler):
             self.monitor.log(f"{record.levelname} {record.name}: {text}")
 
 
+def _retry_dropped_connection(fn, *args, tries: int = 3, wait_s: float = 0.5):
+    """``fn(*args)``, again after a pause when the database dropped the connection (the pool
+    opens a new one); the last failure propagates (the dispatcher then retries the attempt)."""
+    for i in range(tries):
+        try:
+            return fn(*args)
+        except sa.exc.OperationalError:
+            if i == tries - 1:
+                raise
+            log.warning("database connection lost; trying again in %.1f s", wait_s * (i + 1))
+            time.sleep(wait_s * (i + 1))
+
+
 def run_attempt(job_id: str, attempt: int, kind: str, request: dict, env: AttemptEnv) -> dict:
     """Run one attempt of a job (the Ray task body); returns what happened.
 
@@ -170,7 +185,7 @@ def run_attempt(job_id: str, attempt: int, kind: str, request: dict, env: Attemp
     os.umask(0o077)
     store = JobStore(env.db_url)
     worker = {"host": socket.gethostname(), "pid": os.getpid(), "node_id": _node_id()}
-    if not store.mark_running(job_id, attempt, worker):
+    if not _retry_dropped_connection(store.mark_running, job_id, attempt, worker):
         return {"outcome": "superseded"}
     artifacts = ArtifactStore(env.artifacts_root)
     out_dir = artifacts.attempt_dir(job_id, attempt)
