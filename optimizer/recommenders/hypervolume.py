@@ -37,7 +37,12 @@ every candidate of one member (the acquisition is deterministic and smooth for t
 - Batches after a failure plan their risk over the members (:class:`optimizer.recommenders.base
   .BatchRisk`): one may probe the edge of a failure region where the front may lie.
 - Failed experiments price a risky proposal as in :mod:`optimizer.recommenders.gp_batch`, with the
-  cost ``failure_cost × Π_k sd_k`` (the hypervolume of a box one observed sd wide per objective).
+  cost ``Π_k (failure_cost × sd_k)``, the hypervolume of a box ``failure_cost`` observed sds wide
+  per objective (for one objective gp_batch's ``failure_cost × sd``). A box one sd wide per
+  objective (``failure_cost × Π_k sd_k``) priced a failure far above the improvement one
+  experiment brings late in a campaign (a product of small gains), and the batch chose the
+  safest candidates (binder 3 wt% on the σ_ion/σ_el trade-off): 0.890 of the true front's
+  hypervolume against 0.920 with the box (10 seeds), at 3.1 against 4.0 failures in 24.
 """
 
 from __future__ import annotations
@@ -108,7 +113,7 @@ class EHVIBatch:
         else:
             ref = default_reference(Y[ctx.meets] if ctx.meets.any() else Y)
         out = Recommendation([], self.strategy, **relevance(space, models))
-        cost = campaign.failure_cost * float(np.prod([m.y_std_ for m in models]))
+        cost = float(np.prod([campaign.failure_cost * m.y_std_ for m in models]))
         chosen: list[dict] = []
         risk = BatchRisk(ctx.feasibility, q, ctx.X)
         for j in range(q):
