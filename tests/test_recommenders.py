@@ -208,3 +208,57 @@ def test_no_import_circle_inside_the_optimizer():
     ]
     assert circles == []
     assert "optimizer.plots" not in graph["optimizer.campaign"]
+
+
+class _KnownRisk:
+    """A failure model whose P(success) is the first encoded coordinate."""
+
+    def log_prob_success(self, X):
+        return np.log(np.clip(np.asarray(X, float)[:, 0], 1e-12, 1.0))
+
+
+def test_a_batch_spends_its_failure_risk_on_one_member():
+    from optimizer.models import Feasibility
+    from optimizer.recommenders.base import BatchRisk
+
+    feas = Feasibility(failure=_KnownRisk(), p_success_min=0.7)
+    observed = np.array([[0.95], [0.6]])  # the likeliest success among the observations: 0.95
+    alone = BatchRisk(feas, 1, observed)
+    assert alone.member().p_success_min == 0.7  # sequential: the campaign's own threshold
+    risk = BatchRisk(feas, 3, observed)
+    thresholds = []
+    for p_chosen in (0.5, 0.66, 0.9):
+        thresholds.append(risk.member().p_success_min)
+        risk.add(np.array([[p_chosen]]))
+    # the first may probe the edge (never below a coin flip), the second must make up for it,
+    # the third no longer may take more than the sequential risk
+    assert thresholds[0] == 0.5
+    assert thresholds[1] == pytest.approx(3 * 0.7 - 0.5 - 0.95)
+    assert thresholds[2] == 0.7
+    assert BatchRisk(Feasibility(p_success_min=0.7), 3, observed).member().p_success_min == 0.7
+
+
+def test_after_a_failure_a_batch_risks_the_failure_edge_at_most_once():
+    from optimizer.recommenders.base import model_context
+
+    c = Campaign(SPEC, TWO, seed=2, n_initial=6)
+    fails = lambda p: p["x"] + p["y"] < 0.3  # noqa: E731  (the front's f1 end fails)
+    run(c, rounds=2, q=3, fails=fails)
+    assert any(h["failed"] for h in c.history)
+    lowest = []
+    for _ in range(3):
+        failure = model_context(c, np.random.default_rng(0)).feasibility.failure
+        batch = c.ask(3)
+        p = np.exp(failure.log_prob_success(c.space.encode([b["params"] for b in batch])))
+        # never likelier to fail than to succeed, and one member at most below p_success_min
+        assert (p >= 0.5 - 0.05).all() and (p < 0.7 - 0.05).sum() <= 1
+        lowest.append(p.min())
+        c.tell(
+            [
+                {"id": b["id"], "failed": True}
+                if fails(b["params"])
+                else {"id": b["id"], "values": two_objectives(b["params"])}
+                for b in batch
+            ]
+        )
+    assert min(lowest) < 0.65  # the edge is probed (a per-member cap would keep every P ≥ 0.7)
