@@ -190,6 +190,8 @@ def in_examples(examples_dir, live_server, monkeypatch) -> Path:
 
 
 @pytest.mark.slow
+# A user's walk through the README meets the default database; PostgreSQL is the service tests'.
+@pytest.mark.parametrize("live_server", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.name for b in BLOCKS])
 def test_readme_block_runs(block, in_examples):
     """Blocks run in README order (pytest keeps parameter order) in one folder."""
