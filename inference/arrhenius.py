@@ -554,7 +554,7 @@ def _sample(model_key, build, data, init, *, draws, tune, chains, seed, sampler)
     as the spectra are (:func:`inference.diagnostics.next_run`: divergences, smaller steps;
     ESS short or r̂ high, more draws); the last run is the result."""
     from inference import diagnostics as dg
-    from inference.samplers import get_sampler
+    from inference.samplers import get_sampler, run_with_reruns
 
     built = {}
 
@@ -564,23 +564,14 @@ def _sample(model_key, build, data, init, *, draws, tune, chains, seed, sampler)
 
     smp = get_sampler(model_key, make, sampler=sampler, chains=chains, tune=tune, draws=draws)
     model = built.get("model") or getattr(smp, "model", None) or smp.jmodel.model
-    runs, target, n_draws = [], None, draws
-    while True:
-        out = smp.run(data, init, draws=n_draws, seed=seed + 7919 * len(runs), target_accept=target)
+
+    def judge(out, n_draws):
         tree = _tree_from_draws(model, out, {})
         posterior = tree["posterior"].to_dataset().drop_vars("log_likelihood_obs", errors="ignore")
-        diag = dg.sampling(posterior, tree["sample_stats"].to_dataset())
-        runs.append(
-            {
-                "draws": n_draws,
-                "target_accept": target or getattr(smp, "target_accept", None),
-                **{k: diag[k] for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences")},
-            }
-        )
-        settings = dg.next_run(diag, len(runs), n_draws, draws, target)
-        if settings is None:
-            return model, out, runs
-        n_draws, target = settings
+        return None, dg.sampling(posterior, tree["sample_stats"].to_dataset())
+
+    out, _, _, runs = run_with_reruns(smp, data, init, judge, draws=draws, seed=seed)
+    return model, out, runs
 
 
 def fit_arrhenius(

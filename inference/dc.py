@@ -39,7 +39,7 @@ import xarray as xr
 
 from inference.conductivity import conductivity_dataarray
 from inference.errors import InputError, ModelError
-from inference.samplers import ProgressFn, StopFn, get_sampler
+from inference.samplers import ProgressFn, StopFn, get_sampler, run_with_reruns
 
 __all__ = ["DCFit", "detect_plateaus", "fit_dc"]
 
@@ -406,28 +406,20 @@ def fit_dc(
         "z_log_R": "1",
         "z_I_mid": "1",
     }
-    runs, target, n_draws = [], None, draws
-    while True:
-        out = smp.run(
-            data,
-            init,
-            draws=n_draws,
-            seed=seed + 7919 * len(runs),
-            progress=progress,
-            should_stop=should_stop,
-            target_accept=target,
-        )
+
+    def judge(out, n_draws):
         posterior = xr.Dataset(
             {k: (("chain", "draw"), out.posterior[k], {"units": units[k]}) for k in units},
             coords={"chain": np.arange(chains), "draw": np.arange(n_draws)},
         )
         stats = xr.Dataset({k: (("chain", "draw"), x) for k, x in out.sample_stats.items()})
-        diagnostics = dg.sampling(posterior, stats, ["R_ohm", "V0_V"])
-        runs.append({"draws": n_draws, "target_accept": target, **diagnostics})
-        settings = dg.next_run(diagnostics, len(runs), n_draws, draws, target) if retry else None
-        if settings is None:
-            break
-        n_draws, target = settings
+        return (posterior, stats), dg.sampling(posterior, stats, ["R_ohm", "V0_V"])
+
+    out, (posterior, stats), diagnostics, runs = run_with_reruns(
+        smp, data, init, judge, draws=draws, seed=seed, retry=retry,
+        progress=progress, should_stop=should_stop,
+    )  # fmt: skip
+    n_draws = posterior.sizes["draw"]
     fit = DCFit(posterior=posterior, sample_stats=stats, steps=steps, record=record, diagnostics={})
     fit.diagnostics = {**diagnostics, "at_bound": []}
     fit.log_likelihood = _log_likelihood(

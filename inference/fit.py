@@ -42,7 +42,7 @@ from inference.priors import (
     default_priors,
     priors_to_json,
 )
-from inference.samplers import FitCancelled, ProgressFn, StopFn, get_sampler
+from inference.samplers import FitCancelled, ProgressFn, StopFn, get_sampler, run_with_reruns
 from inference.spectrum import as_spectrum
 from inference.summary import with_user_umask
 
@@ -485,33 +485,17 @@ def _nuts_fit(
     keep = [*priors, *eis_model.natural_params(c, dict.fromkeys(priors, 0.0), np, constants)]
     # constants have no spread: their r̂/ESS would be undefined
     reported = [*(n for n in c.param_names if n not in constants), "sigma_rel"]
-    runs, target, n_draws = [], None, draws
-    while True:
-        out = smp.run(
-            data,
-            init,
-            draws=n_draws,
-            seed=seed + 7919 * len(runs),
-            progress=progress,
-            should_stop=should_stop,
-            target_accept=target,
-        )
+
+    def judge(out, n_draws):
         posterior = _posterior_dataset(c, {k: out.posterior[k] for k in keep})
         stats = xr.Dataset({k: (("chain", "draw"), v) for k, v in out.sample_stats.items()})
-        diag = dg.sampling(posterior, stats, reported)
-        runs.append(
-            {
-                "draws": n_draws,
-                "target_accept": target or getattr(smp, "target_accept", None),
-                **{k: diag[k] for k in ("max_rhat", "min_ess_bulk", "min_ess_tail")},
-                "divergences": diag["divergences"],
-                "timings_s": out.timings_s,
-            }
-        )
-        settings = dg.next_run(diag, len(runs), n_draws, draws, target) if retry else None
-        if settings is None:
-            break
-        n_draws, target = settings
+        return (posterior, stats), dg.sampling(posterior, stats, reported)
+
+    out, (posterior, stats), diag, runs = run_with_reruns(
+        smp, data, init, judge, draws=draws, seed=seed, retry=retry,
+        progress=progress, should_stop=should_stop,
+    )  # fmt: skip
+    n_draws = posterior.sizes["draw"]
     if progress is not None:
         progress(
             {

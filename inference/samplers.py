@@ -743,3 +743,48 @@ def _draws_from_idata(idata, sampler: str, acceptance_key: str, draws: int, prog
         },
         sampler=sampler,
     )
+
+
+def run_with_reruns(
+    smp,
+    data: dict,
+    init: dict,
+    judge: Callable,
+    *,
+    draws: int,
+    seed: int,
+    retry: bool = True,
+    progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+):
+    """Run ``smp`` and again while :func:`inference.diagnostics.next_run` asks for it.
+
+    ``judge(out, n_draws)`` turns a run's :class:`Draws` into ``(judged, diagnostics)``, the
+    diagnostics those of :func:`inference.diagnostics.sampling`. Returns ``(out, judged,
+    diagnostics, runs)`` of the last run, ``runs`` one dict per run."""
+    from inference import diagnostics as dg
+
+    runs, target, n_draws = [], None, draws
+    while True:
+        out = smp.run(
+            data,
+            init,
+            draws=n_draws,
+            seed=seed + 7919 * len(runs),
+            progress=progress,
+            should_stop=should_stop,
+            target_accept=target,
+        )
+        judged, diag = judge(out, n_draws)
+        runs.append(
+            {
+                "draws": n_draws,
+                "target_accept": target or getattr(smp, "target_accept", None),
+                **{k: diag[k] for k in ("max_rhat", "min_ess_bulk", "min_ess_tail", "divergences")},
+                "timings_s": out.timings_s,
+            }
+        )
+        settings = dg.next_run(diag, len(runs), n_draws, draws, target) if retry else None
+        if settings is None:
+            return out, judged, diag, runs
+        n_draws, target = settings
