@@ -39,7 +39,7 @@ LAB = {
     "cell_spread_decades": 0.03,
 }
 VIRTUAL_LAB = {"kind": "virtual_lab", "delay_s": 1, "lab": LAB}
-ROUNDS = 6  # the initial design + 5 rounds that analyse, tell and propose
+ROUNDS = 4  # the initial design + 3 rounds that analyse, tell and propose
 PROBLEM = "application/problem+json"
 
 
@@ -72,7 +72,7 @@ def any_server(request, server, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def unattended(server):
-    """A campaign run by the virtual lab on a 2-second schedule until it has 6 rounds."""
+    """A campaign run by the virtual lab on a 2-second schedule until it has ROUNDS rounds."""
     with server.client() as client:
         campaign = client.create_campaign(
             SPACE,

@@ -112,7 +112,7 @@ def test_kill9_during_and_between_rounds(ray_address, tmp_path):
     try:
         client = Client(server.url, token)
         campaign.client = client
-        campaign.wait_rounds(rounds_before + 2, timeout=600)
+        campaign.wait_rounds(rounds_before + 1, timeout=600)  # the round that tells `pending`
         campaign.pause()
         runs = campaign.runs()
         told = {p.id: p.status for p in campaign.proposals()}

@@ -10,7 +10,8 @@ Convention (also stated at the end of README.md):
   (the block is not run; the reason is required) or ``<!-- readme-test: file NAME -->`` (the
   block is written to NAME in the examples' folder, for the blocks after it to use).
 - Blocks run in order in one scratch folder that holds what the examples name:
-  ``cell1_30C.mpt`` (a spectrum of the bundled study), ``data/*.mpt`` (three of them) and
+  ``cell1_30C.mpt`` (a simulated three-arc cell, which the examples' 3-arc circuit describes),
+  ``data/*.mpt`` (three spectra of the bundled study) and
   ``datasets/emley2023`` — a *subset* of the bundled study (dry_PTFE and wet_NBR, one ion- and
   one electron-blocking cell each, at 30 and 75 °C) so that analysing it takes seconds —
   and ``tests/data`` (the repository's instrument files, linked).
@@ -35,6 +36,7 @@ import pytest
 from service_fixtures import live_server, ray_address  # noqa: F401  (fixtures)
 
 from inference.summary import validate_summary
+from optimizer.virtual_lab.writers import write_three_arc_cell
 from tests.conftest import REPO
 
 README = REPO / "README.md"
@@ -121,8 +123,8 @@ def _subset_study(target: Path) -> None:
 @pytest.fixture(scope="module")
 def examples_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("readme")
+    write_three_arc_cell(root / "cell1_30C.mpt")
     eis = sorted((BUNDLED / "eis").glob("dry_PTFE-ion-1_*.mpt"))
-    shutil.copy(eis[0], root / "cell1_30C.mpt")
     (root / "data").mkdir()
     for path in eis[:3]:
         shutil.copy(path, root / "data" / path.name)

@@ -228,3 +228,24 @@ def write_dc_csv(path, time_s, voltage_V, current_A) -> None:
         for t, v, i in zip(time_s, voltage_V, current_A, strict=True)
     ]
     Path(path).write_bytes(("\n".join(rows) + "\n").encode("ascii"))
+
+
+#: A symmetric cell with three well-separated R‖CPE arcs (Ω, Ω⁻¹ s^α, -): the spectrum that
+#: the README's and the speed benchmark's ``R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)`` fits describe.
+THREE_ARC_CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
+THREE_ARC_TRUTH = {
+    "R0": 10.0, "R1": 40.0, "CPE1_0": 2e-8, "CPE1_1": 0.95, "R2": 120.0,
+    "CPE2_0": 1e-6, "CPE2_1": 0.85, "R3": 300.0, "CPE3_0": 1e-4, "CPE3_1": 0.8,
+}  # fmt: skip
+
+
+def write_three_arc_cell(path, seed: int = 0, n_points: int = 69) -> Path:
+    """Write a 30 °C spectrum of :data:`THREE_ARC_TRUTH` (7 MHz–0.1 Hz, 1 % noise) as ``.mpt``."""
+    from inference.circuits import simulate_spectrum
+
+    f = np.geomspace(7e6, 0.1, n_points)
+    ds = simulate_spectrum(THREE_ARC_CIRCUIT, THREE_ARC_TRUTH, f, noise_rel=0.01, seed=seed)
+    write_eis_mpt(path, f, ds["z_real"].values, ds["z_imag"].values, temperature_C=30.0,
+                  started=datetime(2026, 1, 5, 9, 0), comment="three-arc cell (simulated)",
+                  area_cm2=0.785)  # fmt: skip
+    return Path(path)

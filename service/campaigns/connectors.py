@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 
 from inference.errors import InputError
+from inference.summary import write_atomic
 from service.campaigns.ingest import SAFE_NAME, ingest_batch
 from service.campaigns.store import CampaignStore
 from service.errors import CampaignConflict, CampaignInvalid, RequestInvalid
@@ -172,7 +173,8 @@ def _folder_watch(cstore: CampaignStore, campaign: dict, inbox: Path) -> list[di
             shutil.copytree(folder, study, symlinks=True, ignore=shutil.ignore_patterns(READY))
             delivered.append(ingest_batch(cstore, campaign, study, folder.name, "folder_watch"))
         except (RequestInvalid, CampaignConflict) as exc:
-            (folder / REJECTED).write_text(f"{exc}\n")
+            # Whole or absent: the lab PC never reads it half-written.
+            write_atomic(folder / REJECTED, f"{exc}\n".encode())
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return delivered
