@@ -26,8 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from optimizer.virtual_lab.writers import THREE_ARC_CIRCUIT as CIRCUIT
+from optimizer.virtual_lab.writers import write_three_arc_cell
+
 REPO = Path(__file__).resolve().parent.parent
-CIRCUIT = "R0-p(R1,CPE1)-p(R2,CPE2)-p(R3,CPE3)"
 #: The fitted spectrum: a simulated three-arc cell (69 points, 7 MHz–0.1 Hz), which CIRCUIT
 #: describes, so each fit is one NUTS run and the figures measure caching, not reruns. (The
 #: bundled study's composites are transmission lines: CIRCUIT fits them poorly, and the
@@ -168,8 +170,6 @@ def _import_rows() -> list[dict]:
 
 
 def run(quick: bool = False) -> dict:
-    from optimizer.virtual_lab.writers import write_three_arc_cell
-
     with tempfile.TemporaryDirectory() as folder:
         spectrum = write_three_arc_cell(Path(folder) / SPECTRUM_NAME)
         rows = _import_rows() + _new_user_rows(spectrum) + _length_rows(spectrum)
