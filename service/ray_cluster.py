@@ -39,10 +39,6 @@ NAMESPACE = "sigmalab"
 PING_EVERY = 5
 #: …and this many timeouts in a row (not one) mean Ray is unavailable.
 SLOW_PINGS = 3
-#: Seconds a Ray process of ours waits for a lost GCS before it exits (Ray's default is 60:
-#: the server, a Ray driver, would then die under its own supervisor while that heals the
-#: cluster on a busy machine; the embedded cluster's processes are killed by the heal anyway).
-GCS_RECONNECT_TIMEOUT_S = 600
 log = logging.getLogger(__name__)
 
 
@@ -78,7 +74,6 @@ def set_auth_env(mode: str, token_path: str | None = None) -> None:
 def connect(settings: Settings) -> None:
     """``ray.init`` for the server process (the dispatcher is the Ray driver)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(GCS_RECONNECT_TIMEOUT_S))
     if settings.ray_address:
         set_auth_env(os.environ.get("RAY_AUTH_MODE", settings.ray_auth_mode))
         ray.init(address=settings.ray_address, namespace=NAMESPACE, log_to_driver=False)
