@@ -92,13 +92,14 @@ def _timed_outage(server: ServerProcess, process: str) -> tuple[float, float]:
     _kill(server, process)
     wait_for(lambda: _health(server.url) == 503, 60, f"degraded after {process} died", 0.05)
     degraded = time.monotonic() - t0
+    heal_s = 240
     try:
-        wait_for(lambda: _health(server.url) == 200, 240, f"healed after {process} died", 0.2)
+        wait_for(lambda: _health(server.url) == 200, heal_s, f"healed after {process} died", 0.2)
     except pytest.fail.Exception:
         # An intermittent stall: say whether the server lives and what its Ray supervisor logged.
         state = "alive" if server.proc.poll() is None else f"exited {server.proc.returncode}"
         tail = server.log.read_text(errors="replace")[-4000:]
-        pytest.fail(f"not healed 240 s after {process} died; server {state}; its log ends:\n{tail}")
+        pytest.fail(f"not healed {heal_s} s after {process} died; server {state}; log:\n{tail}")
     return degraded, time.monotonic() - t0
 
 

@@ -239,11 +239,12 @@ THREE_ARC_TRUTH = {
 }  # fmt: skip
 
 
-def write_three_arc_cell(path, seed: int = 0, n_points: int = 69) -> Path:
-    """Write a 30 °C spectrum of :data:`THREE_ARC_TRUTH` (7 MHz–0.1 Hz, 1 % noise) as ``.mpt``."""
+def write_three_arc_cell(path, seed: int = 0) -> Path:
+    """Write a 30 °C spectrum of :data:`THREE_ARC_TRUTH` (69 points, 7 MHz–0.1 Hz, 1 % noise)
+    as ``.mpt``."""
     from inference.circuits import simulate_spectrum
 
-    f = np.geomspace(7e6, 0.1, n_points)
+    f = np.geomspace(7e6, 0.1, 69)
     ds = simulate_spectrum(THREE_ARC_CIRCUIT, THREE_ARC_TRUTH, f, noise_rel=0.01, seed=seed)
     write_eis_mpt(path, f, ds["z_real"].values, ds["z_imag"].values, temperature_C=30.0,
                   started=datetime(2026, 1, 5, 9, 0), comment="three-arc cell (simulated)",
