@@ -92,7 +92,6 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_renewal = 0.0
-        self._capacity = (0.0, 1)
         self._gc_at = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -341,14 +340,10 @@ class Dispatcher:
     # -- claiming -------------------------------------------------------------------------------
 
     def capacity(self) -> int:
-        """How many attempts may run at once: the cluster's CPUs (refreshed every few s)."""
+        """How many attempts may run at once: the cluster's CPUs, as the Ray supervisor saw them."""
         if self.max_in_flight is not None:
             return self.max_in_flight
-        checked_at, cpus = self._capacity
-        if time.time() - checked_at > 5:
-            cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-            self._capacity = (time.time(), cpus)
-        return cpus
+        return self.runtime.cpus
 
     def _claim(self) -> None:
         free = self.capacity() - len(self.in_flight)

@@ -12,7 +12,10 @@ when ``RAY_AUTH_MODE`` is unset we set the server's configured mode.
 
 :class:`RayRuntime` watches the connection from a thread: every ``ray_probe_s`` it checks
 that the embedded cluster's processes (raylet, GCS) are alive, and every few probes it runs a
-no-CPU task under a timeout (three timeouts in a row, or any other failure of it, count). A
+no-CPU task under a timeout (three timeouts in a row, or any other failure of it, count). That
+task also reports the cluster's CPUs (:attr:`RayRuntime.cpus`, the dispatcher's capacity): it
+asks the GCS from a worker, because a GCS query from the server blocks while the GCS is down
+and Ray ends the whole process 60 s later, even after a heal (measured, Ray 2.60). A
 failed check marks the runtime ``degraded`` (``/v1/health``
 answers 503, the dispatcher stops claiming) and heals it: ``ray.shutdown()`` (in a thread,
 bounded), then a new ``ray.init`` — a new embedded cluster, or the external one again —
@@ -94,7 +97,8 @@ def connect(settings: Settings) -> None:
 
 @ray.remote(num_cpus=0, max_retries=0)
 def _ping() -> int:
-    return os.getpid()
+    """The cluster's CPUs."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
 class RayRuntime:
@@ -110,6 +114,7 @@ class RayRuntime:
     ----------
     lock : held by the dispatcher around its Ray calls and by the healer around a restart.
     generation : incremented on every (re)connection.
+    cpus : the cluster's CPUs as the last probe task saw them (1 until it answers).
     state : ``connected``, ``degraded`` or ``stopped``.
     """
 
@@ -119,6 +124,7 @@ class RayRuntime:
         self.generation = 0
         self.state, self.reason, self.since = "starting", None, time.time()
         self.restarts = 0
+        self.cpus = 1
         self._probes = 0
         self._slow_pings = 0
         self._stop = threading.Event()
@@ -184,11 +190,11 @@ class RayRuntime:
         dead = self._dead_processes()
         if dead:
             return f"{', '.join(dead)} died"
-        self._probes += 1
-        if self._probes % PING_EVERY and self.state == "connected" and not self._slow_pings:
+        probe, self._probes = self._probes, self._probes + 1
+        if probe % PING_EVERY and self.state == "connected" and not self._slow_pings:
             return None
         try:
-            ray.get(_ping.remote(), timeout=self.settings.ray_probe_timeout_s)
+            self.cpus = ray.get(_ping.remote(), timeout=self.settings.ray_probe_timeout_s)
         except ray.exceptions.GetTimeoutError:
             # A busy machine can be slow to start a worker: only repeated timeouts count.
             self._slow_pings += 1
@@ -222,6 +228,7 @@ class RayRuntime:
                 with self.lock:
                     connect(self.settings)
                     self.generation += 1
+                    self._probes = 0  # the first probe of a new cluster runs the task
                 self._set("connected", None)
                 return True
             except Exception as exc:  # the cluster is still down: wait and try again

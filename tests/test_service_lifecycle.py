@@ -74,6 +74,8 @@ def test_cancel_during_sampling_stops_compute(live_server, spectrum_file):
     # The worker's CPU is free again: Ray has its CPU back and the process stopped computing.
     total = ray.cluster_resources()["CPU"]
     wait_for(lambda: ray.available_resources().get("CPU") == total, 30, "Ray to free the CPU")
+    # The dispatcher's capacity is the cluster's CPUs, as the supervisor's probe task saw them.
+    assert live_server.dispatcher.capacity() == total
     before = _cpu_seconds(pid)
     time.sleep(1.0)
     after = _cpu_seconds(pid)
