@@ -17,6 +17,8 @@ compile, so NUTS reports cold (first job) and warm (the rest) separately.
 
 from __future__ import annotations
 
+import os
+import secrets
 import statistics
 import tempfile
 import threading
@@ -51,6 +53,9 @@ def _start_service(data_dir: Path, num_cpus: int = 2):
     from service.dispatcher import Dispatcher
 
     settings = Settings(data_dir=data_dir, ray_num_cpus=num_cpus, poll_s=0.05)
+    # One Ray token for every embedded cluster this process starts: Ray keeps the first token
+    # it loaded, so a second service on a new data directory (a new token file) fails to start.
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
     ray_cluster.connect(settings)
     manager = open_manager(settings)
     dispatcher = Dispatcher(settings, manager.store, manager.artifacts).start()

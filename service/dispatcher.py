@@ -93,22 +93,27 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._last_renewal = 0.0
         self._gc_at = 0.0
+        self._own_runtime = False
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> Dispatcher:
         if self.runtime is None:
             self.runtime = RayRuntime(self.settings, owned=False).start()
+            self._own_runtime = True
         self.recover()
         self._thread = threading.Thread(target=self._loop, name="dispatcher", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop ticking; running attempts keep their lease until it expires."""
+        """Stop ticking (and the Ray watcher it started); running attempts keep their lease
+        until it expires."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._own_runtime:
+            self.runtime.stop()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.poll_s):

@@ -167,7 +167,6 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.dispatcher.stop()
-        self.dispatcher.runtime.stop()
 
 
 class ServerProcess:
