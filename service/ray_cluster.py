@@ -36,6 +36,7 @@ import time
 import ray
 
 from service.config import Settings
+from service.study_fanout import cluster_cpus
 
 NAMESPACE = "sigmalab"
 #: The ping task runs every this many probes…
@@ -98,7 +99,7 @@ def connect(settings: Settings) -> None:
 @ray.remote(num_cpus=0, max_retries=0)
 def _ping() -> int:
     """The cluster's CPUs."""
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+    return cluster_cpus()
 
 
 class RayRuntime:
